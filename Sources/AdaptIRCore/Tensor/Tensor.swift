@@ -1,0 +1,169 @@
+import Foundation
+
+/// Owned, 64-byte aligned Float memory. Tensors are views into a buffer (whole or a slice), so a parameter store
+/// can keep every trainable tensor in one contiguous allocation and hand out views.
+public final class Buffer: @unchecked Sendable {
+    public let base: UnsafeMutablePointer<Float>
+    public let count: Int
+
+    public init(count: Int, zeroed: Bool = true) {
+        precondition(count >= 0, "negative buffer size \(count)")
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        var raw: UnsafeMutableRawPointer?
+        let rc = posix_memalign(&raw, 64, bytes)
+        guard rc == 0, let raw else { fatalError("out of memory allocating \(bytes) bytes") }
+        base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        self.count = count
+        if zeroed { base.initialize(repeating: 0, count: count) }
+    }
+
+    deinit { free(base) }
+}
+
+/// An n-dimensional Float tensor: a shape over contiguous row-major storage, plus what reverse-mode autodiff needs
+/// (see `Autograd.swift`). Reference semantics: the graph links tensors by identity.
+public final class Tensor: @unchecked Sendable, CustomStringConvertible {
+    public let shape: [Int]
+    public let count: Int
+    public let buffer: Buffer
+    public let offset: Int
+    /// Optional name (state_dict key for parameters), used in error messages.
+    public var name: String?
+
+    /// Whether gradients flow to (leaf) or through (interior) this tensor.
+    public internal(set) var requiresGrad: Bool = false
+    /// Accumulated gradient, same shape. Leaves keep it after `backward`; interior nodes release it.
+    public var grad: Tensor?
+    /// Graph links: the inputs of the op that produced this tensor and its backward function, which receives the
+    /// gradient of this tensor and accumulates into the parents' gradients.
+    var parents: [Tensor] = []
+    var backwardFn: ((Tensor) -> Void)?
+    var opName: String = "leaf"
+
+    /// Storage pointer (the view's first element).
+    @inlinable public var data: UnsafeMutablePointer<Float> { buffer.base + offset }
+    public var rank: Int { shape.count }
+    public var isLeaf: Bool { backwardFn == nil }
+
+    /// A zero-filled tensor.
+    public init(zeros shape: [Int]) {
+        Tensor.check(shape)
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.buffer = Buffer(count: count)
+        self.offset = 0
+    }
+
+    /// Uninitialised storage, for op outputs that are fully overwritten.
+    public init(uninitialized shape: [Int]) {
+        Tensor.check(shape)
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.buffer = Buffer(count: count, zeroed: false)
+        self.offset = 0
+    }
+
+    public convenience init(shape: [Int], repeating value: Float) {
+        self.init(uninitialized: shape)
+        data.update(repeating: value, count: count)
+    }
+
+    public convenience init(shape: [Int], _ values: [Float]) {
+        self.init(uninitialized: shape)
+        precondition(values.count == count, "tensor of shape \(shape) needs \(count) values, got \(values.count)")
+        values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
+    }
+
+    /// A view of `shape.product` floats of `buffer` starting at `offset`. Shares storage.
+    public init(viewing buffer: Buffer, offset: Int, shape: [Int]) {
+        Tensor.check(shape)
+        let n = shape.reduce(1, *)
+        precondition(offset >= 0 && offset + n <= buffer.count, "view [\(offset), \(offset + n)) out of buffer of \(buffer.count)")
+        self.shape = shape
+        self.count = n
+        self.buffer = buffer
+        self.offset = offset
+    }
+
+    private static func check(_ shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
+    }
+
+    /// Marks a leaf as trainable (or not). Interior nodes get the flag from their parents.
+    @discardableResult
+    public func requiringGrad(_ flag: Bool = true) -> Tensor {
+        precondition(isLeaf, "requiresGrad can only be set on leaf tensors")
+        requiresGrad = flag
+        return self
+    }
+
+    public func setRequiresGrad(_ flag: Bool) {
+        precondition(isLeaf, "requiresGrad can only be set on leaf tensors")
+        requiresGrad = flag
+    }
+
+    /// A tensor sharing this storage, outside any graph (PyTorch `detach`).
+    public func detached() -> Tensor { Tensor(viewing: buffer, offset: offset, shape: shape) }
+
+    /// A deep copy, outside any graph.
+    public func copy() -> Tensor {
+        let t = Tensor(uninitialized: shape)
+        t.data.update(from: data, count: count)
+        return t
+    }
+
+    public func toArray() -> [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+
+    public func dim(_ i: Int) -> Int { shape[i < 0 ? shape.count + i : i] }
+
+    public func fill(_ value: Float) { data.update(repeating: value, count: count) }
+
+    public func copy(from other: Tensor) {
+        precondition(other.count == count, "copy of \(other.shape) into \(shape)")
+        data.update(from: other.data, count: count)
+    }
+
+    /// Pointer to the gradient, allocating a zeroed one the first time. Backward functions accumulate into it.
+    public func gradData() -> UnsafeMutablePointer<Float> {
+        if let g = grad { return g.data }
+        let g = Tensor(zeros: shape)
+        grad = g
+        return g.data
+    }
+
+    /// Zeroes the accumulated gradient (keeps the storage, so a flat gradient buffer stays in place).
+    public func zeroGrad() { grad?.fill(0) }
+
+    public var description: String {
+        let head = toArray().prefix(8).map { String(format: "%.4g", $0) }.joined(separator: ", ")
+        return "Tensor\(shape)[\(head)\(count > 8 ? ", ..." : "")]"
+    }
+
+    // MARK: - Reductions used by tests and checks (no autodiff)
+
+    public func sumAll() -> Double {
+        var s = 0.0
+        let p = data
+        for i in 0..<count { s += Double(p[i]) }
+        return s
+    }
+
+    public func maxAbs() -> Float {
+        var m: Float = 0
+        let p = data
+        for i in 0..<count { m = max(m, abs(p[i])) }
+        return m
+    }
+
+    /// True when every element is finite.
+    public func allFinite() -> Bool {
+        let p = data
+        for i in 0..<count where !p[i].isFinite { return false }
+        return true
+    }
+}
+
+extension Array where Element == Int {
+    /// Number of elements of a tensor with this shape.
+    public var product: Int { reduce(1, *) }
+}

@@ -1,0 +1,2 @@
+import AdaptIRCore
+print(BLAS.coreName)

@@ -1,0 +1,74 @@
+import XCTest
+import AdaptIRCore
+
+/// Deterministic test data: a small xorshift generator so tests do not depend on the platform RNG.
+struct TestRNG {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
+    mutating func next() -> UInt64 {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return state
+    }
+    /// Uniform in [lo, hi).
+    mutating func uniform(_ lo: Float = -1, _ hi: Float = 1) -> Float {
+        lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
+    }
+    mutating func tensor(_ shape: [Int], _ lo: Float = -1, _ hi: Float = 1, requiresGrad: Bool = false) -> Tensor {
+        let t = Tensor(shape: shape, (0..<shape.product).map { _ in uniform(lo, hi) })
+        t.setRequiresGrad(requiresGrad)
+        return t
+    }
+}
+
+/// Central finite-difference check of every element of every input's gradient.
+///
+/// The scalar is L = sum(f(inputs) * r) with a fixed random cotangent r, so a wrong sign, a transposed axis or a
+/// missing term in any single gradient element shows up. Each element must satisfy
+/// |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|).
+func checkGradients(
+    _ inputs: [Tensor], eps: Float = 1e-2, atol: Float = 2e-3, rtol: Float = 2e-2, seed: UInt64 = 7,
+    file: StaticString = #filePath, line: UInt = #line, _ f: ([Tensor]) -> Tensor
+) {
+    for t in inputs { t.grad = nil; t.setRequiresGrad(true) }
+    var rng = TestRNG(seed: seed)
+    let out = f(inputs)
+    let r = (0..<out.count).map { _ in rng.uniform() }
+    func loss() -> Double {
+        let y = Autograd.withoutGrad { f(inputs) }
+        var s = 0.0
+        let p = y.data
+        for i in 0..<y.count { s += Double(p[i]) * Double(r[i]) }
+        return s
+    }
+    XCTAssertTrue(out.requiresGrad, "output does not require grad", file: file, line: line)
+    Autograd.backward(out, seed: Tensor(shape: out.shape, r))
+    for (ti, t) in inputs.enumerated() {
+        let analytic = t.grad?.toArray() ?? [Float](repeating: 0, count: t.count)
+        var worst: (Int, Float, Float)? = nil
+        var worstExcess: Float = 0
+        for i in 0..<t.count {
+            let old = t.data[i]
+            t.data[i] = old + eps
+            let lp = loss()
+            t.data[i] = old - eps
+            let lm = loss()
+            t.data[i] = old
+            let numeric = Float((lp - lm) / Double(2 * eps))
+            let a = analytic[i]
+            let tol = atol + rtol * max(abs(a), abs(numeric))
+            let excess = abs(a - numeric) - tol
+            if excess > worstExcess { worstExcess = excess; worst = (i, a, numeric) }
+        }
+        if let (i, a, n) = worst {
+            XCTFail("input \(ti) \(t.name ?? "") \(t.shape): element \(i) analytic \(a) vs numeric \(n)", file: file, line: line)
+        }
+    }
+}
+
+/// Max |a - b| relative to max(|b|, floor).
+func relErr(_ a: [Float], _ b: [Float], floor: Float = 1e-6) -> Float {
+    precondition(a.count == b.count, "length \(a.count) vs \(b.count)")
+    var num: Float = 0, den: Float = floor
+    for i in 0..<a.count { num = max(num, abs(a[i] - b[i])); den = max(den, abs(b[i])) }
+    return num / den
+}

@@ -1,0 +1,39 @@
+import XCTest
+import AdaptIRCore
+
+final class LinearTests: XCTestCase {
+    func testForwardMatchesNaive() {
+        var rng = TestRNG(seed: 1)
+        let x = rng.tensor([2, 3, 5]), w = rng.tensor([4, 5]), b = rng.tensor([4])
+        let y = linear(x, w, b)
+        XCTAssertEqual(y.shape, [2, 3, 4])
+        for r in 0..<6 { for o in 0..<4 {
+            var s = b.data[o]
+            for i in 0..<5 { s += x.data[r * 5 + i] * w.data[o * 5 + i] }
+            XCTAssertEqual(y.data[r * 4 + o], s, accuracy: 1e-5)
+        } }
+    }
+
+    func testGradients() {
+        var rng = TestRNG(seed: 2)
+        checkGradients([rng.tensor([3, 5]), rng.tensor([4, 5]), rng.tensor([4])]) { linear($0[0], $0[1], $0[2]) }
+        checkGradients([rng.tensor([2, 3, 5]), rng.tensor([4, 5])]) { linear($0[0], $0[1]) }
+    }
+
+    func testRowBlockGradientLandsInItsRows() {
+        var rng = TestRNG(seed: 3)
+        checkGradients([rng.tensor([3, 4]), rng.tensor([6, 4]), rng.tensor([6])]) { linear($0[0], $0[1], $0[2], rows: 2..<4) }
+        let x = rng.tensor([3, 4]), w = rng.tensor([6, 4], requiresGrad: true)
+        linear(x, w, rows: 4..<6).backward(seed: Tensor(shape: [3, 2], repeating: 1))
+        XCTAssertEqual(w.grad!.toArray()[0..<16].allSatisfy { $0 == 0 }, true)
+        XCTAssertNotEqual(w.grad!.toArray()[16..<24].filter { $0 != 0 }.count, 0)
+    }
+
+    func testFrozenWeightGetsNoGradient() {
+        var rng = TestRNG(seed: 4)
+        let x = rng.tensor([3, 4], requiresGrad: true), w = rng.tensor([2, 4])
+        linear(x, w).backward(seed: Tensor(shape: [3, 2], repeating: 1))
+        XCTAssertNil(w.grad)
+        XCTAssertNotNil(x.grad)
+    }
+}
