@@ -1,0 +1,36 @@
+# The README's two commands: `make run` (the main job on the embedded default) and `make test` (every test).
+# Both install missing Debian packages first, then build.
+SHELL := /bin/bash
+SWIFT_FLAGS ?=
+RELEASE := .build/release
+# mpirun as root (containers, CI) needs both variables.
+export OMPI_ALLOW_RUN_AS_ROOT := 1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
+
+.PHONY: all deps build test run bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	swift build -c release $(SWIFT_FLAGS)
+
+# Unit tests (XCTest, release build: the numeric tests run on optimised code), then the multi-rank tests on 2 and
+# 4 ranks under mpirun.
+test: deps
+	swift build -c release --build-tests $(SWIFT_FLAGS)
+	swift test -c release --skip-build
+	scripts/test-multirank.sh $(RELEASE)/adaptir-distPackageTests.xctest
+
+# Until the trainer lands this is the operator benchmark on one thread (issue #2); issue #5 replaces it.
+run: build
+	OPENBLAS_NUM_THREADS=1 $(RELEASE)/adaptir-dist bench ops --threads 1
+
+bench: build
+	$(RELEASE)/adaptir-dist bench ops --threads 1
+	$(RELEASE)/adaptir-dist bench ops --threads 2
+
+clean:
+	rm -rf .build

@@ -1,2 +1,0 @@
-import AdaptIRCore
-print(BLAS.coreName)
