@@ -60,11 +60,6 @@ struct Restore: PlannedCommand {
     static let plannedIn = "issue #5, the distributed trainer"
 }
 
-struct Inspect: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "List the tensors, shapes and parameter counts of a checkpoint or of a fresh model preset.")
-    static let plannedIn = "issue #3, the model"
-}
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,0 +1,75 @@
+import AdaptIRCore
+import ArgumentParser
+import Foundation
+
+/// `adaptir-dist inspect`: the tensors of a checkpoint file or of a fresh model, with counts and trainable fraction.
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the tensors, shapes and parameter counts of a checkpoint or of a fresh model preset.")
+
+    @Argument(help: "A checkpoint (HDF5). Omit it to describe a fresh model given by --preset and --method.")
+    var file: String?
+
+    @Option(help: "Model preset: \(Preset.all.map(\.name).joined(separator: ", ")).")
+    var preset: String = "ipt"
+
+    @Option(help: "Adaptation method: \(AdaptationMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var method: String = "adaptir"
+
+    @Flag(help: "Only the totals, not one line per tensor.")
+    var summary = false
+
+    func run() throws {
+        if let file {
+            let info = try CheckpointInfo.read(file)
+            print("\(file): format \(info.formatVersion), preset \(info.preset), method \(info.method), task \(info.task), step \(info.step)")
+            printTable(info.entries.map { ($0.key, $0.shape, $0.role) })
+            return
+        }
+        guard let p = Preset.named(preset) else {
+            throw ValidationError("--preset: unknown preset '\(preset)' (known: \(Preset.all.map(\.name).joined(separator: ", ")))")
+        }
+        guard let m = AdaptationMethod(rawValue: method) else {
+            throw ValidationError("--method: unknown method '\(method)' (known: \(AdaptationMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        print("fresh model: preset \(p), method \(m.rawValue)")
+        let specs = AdaptedIPT.parameterSpecs(preset: p, method: m)
+        printTable(specs.map { ($0.key, $0.shape, AdaptedIPT.isTrainable($0, method: m) ? "trainable" : $0.role.rawValue) })
+    }
+
+    private func printTable(_ rows: [(String, [Int], String)]) {
+        let width = rows.map(\.0.count).max() ?? 10
+        var params = 0, trainable = 0, buffers = 0
+        for (key, shape, role) in rows {
+            let n = shape.product
+            if role == ParameterRole.buffer.rawValue { buffers += n } else { params += n }
+            if role == "trainable" { trainable += n }
+            if !summary {
+                print(key.padding(toLength: width + 2, withPad: " ", startingAt: 0)
+                      + "[\(shape.map(String.init).joined(separator: ", "))]".padding(toLength: 22, withPad: " ", startingAt: 0)
+                      + String(n).leftPadded(12) + "  " + role)
+            }
+        }
+        print("tensors: \(rows.count)")
+        print("parameters: \(params.grouped)")
+        print("trainable: \(trainable.grouped) (\(String(format: "%.3f", 100 * Double(trainable) / Double(max(params, 1))))%)")
+        print("buffer values: \(buffers.grouped)")
+    }
+}
+
+extension Int {
+    /// 118892394 -> "118,892,394".
+    var grouped: String {
+        let s = String(self.magnitude)
+        var out = ""
+        for (i, ch) in s.enumerated() {
+            if i > 0 && (s.count - i) % 3 == 0 { out.append(",") }
+            out.append(ch)
+        }
+        return (self < 0 ? "-" : "") + out
+    }
+}
+
+extension String {
+    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+}
