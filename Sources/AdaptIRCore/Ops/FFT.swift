@@ -19,8 +19,8 @@ public func rfft2(_ x: Tensor) -> Tensor {
         guard x.requiresGrad, count > 0 else { return }
         let tmp = Buffer(count: x.count, zeroed: false)
         FFTKernels.irfft2(g.data, tmp.base, count: count, height: h, width: w, edgeWeight: 1, midWeight: 0.5)
-        let gx = x.gradData(), t = tmp.base
-        for i in 0..<x.count { gx[i] += t[i] }
+        let gx = x.gradData(), t = tmp.base, n = x.count
+        withExtendedLifetime(tmp) { for i in 0..<n { gx[i] += t[i] } }
     }
     return out
 }
@@ -45,8 +45,8 @@ public func irfft2(_ X: Tensor, height h: Int, width w: Int) -> Tensor {
         guard X.requiresGrad, count > 0 else { return }
         let tmp = Buffer(count: X.count, zeroed: false)
         FFTKernels.rfft2(g.data, tmp.base, count: count, height: h, width: w, edgeWeight: 1, midWeight: 2)
-        let gX = X.gradData(), t = tmp.base
-        for i in 0..<X.count { gX[i] += t[i] }
+        let gX = X.gradData(), t = tmp.base, n = X.count
+        withExtendedLifetime(tmp) { for i in 0..<n { gX[i] += t[i] } }
     }
     return out
 }
@@ -86,7 +86,11 @@ enum FFTKernels {
             for l in 1..<(wh - 1) { q[2 * l] = p[2 * l] * mid; q[2 * l + 1] = p[2 * l + 1] * mid }
             q[2 * (wh - 1)] = p[2 * (wh - 1)] * edge; q[2 * (wh - 1) + 1] = p[2 * (wh - 1) + 1] * edge
         }
-        FFTPlans.plan(for: .ifftColumns(count: count, height: h, columns: wh)).execute(z, z)
-        FFTPlans.plan(for: .irfftRows(rows: count * h, width: w)).execute(z, out)
+        // `scratch` must outlive the raw pointer `z`. FFTW's 1-D c2r ignores the imaginary parts of bins 0 and W/2
+        // (numpy semantics; checked in FFTTests.testFFTWc2rIgnoresImagOfDCAndNyquist), so no zeroing is needed.
+        withExtendedLifetime(scratch) {
+            FFTPlans.plan(for: .ifftColumns(count: count, height: h, columns: wh)).execute(z, z)
+            FFTPlans.plan(for: .irfftRows(rows: count * h, width: w)).execute(z, out)
+        }
     }
 }
