@@ -1,0 +1,110 @@
+import Foundation
+
+/// Multi-head scaled dot-product attention without projections (the core of `nn.MultiheadAttention`).
+///
+/// q is [N, Lq, d], k and v are [N, Lk, d]; head h owns the contiguous feature slice [h*dh, (h+1)*dh), dh = d/heads:
+///
+///     S_h = Q_h K_h^T / sqrt(dh),  P_h = softmax over keys (rows of S_h),  O_h = P_h V_h
+///
+/// and the output [N, Lq, d] holds O_h in the same slices (heads concatenated, before the out-projection).
+/// No mask, no dropout. One GEMM per (sample, head) on the strided slices (lda = d).
+///
+/// Backward: dV_h = P^T dO_h, dP = dO_h V_h^T, dS = P * (dP - rowsum(dP * P)) / sqrt(dh),
+/// dQ_h = dS K_h, dK_h = dS^T Q_h. q, k, v may be the same tensor (self-attention); gradients then add up.
+public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int) -> Tensor {
+    precondition(q.rank == 3 && k.rank == 3 && v.rank == 3,
+                 "scaledDotProductAttention: q \(q.shape), k \(k.shape), v \(v.shape) must be [N, L, d]")
+    let n = q.shape[0], lq = q.shape[1], d = q.shape[2], lk = k.shape[1]
+    precondition(k.shape == [n, lk, d] && v.shape == [n, lk, d],
+                 "scaledDotProductAttention: k \(k.shape) and v \(v.shape) must be [\(n), Lk, \(d)] for q \(q.shape)")
+    precondition(heads > 0 && d % heads == 0, "scaledDotProductAttention: d = \(d) not divisible by heads = \(heads)")
+    let dh = d / heads
+    let scale = Float(1.0 / Double(dh).squareRoot())
+    let out = Tensor(uninitialized: [n, lq, d])
+    let recording = Autograd.isEnabled && (q.requiresGrad || k.requiresGrad || v.requiresGrad)
+    let pSize = lq * lk
+    // Attention probabilities: kept for all (sample, head) pairs when the backward needs them, else one scratch.
+    let probs = Tensor(uninitialized: [recording ? n * heads * pSize : pSize])
+    let qp = q.data, kp = k.data, vp = v.data, op = out.data, pAll = probs.data
+    for s in 0..<n {
+        for h in 0..<heads {
+            let p = recording ? pAll + (s * heads + h) * pSize : pAll
+            let qh = qp + s * lq * d + h * dh, kh = kp + s * lk * d + h * dh, vh = vp + s * lk * d + h * dh
+            BLAS.gemm(transA: false, transB: true, m: lq, n: lk, k: dh, alpha: scale,
+                      a: qh, lda: d, b: kh, ldb: d, beta: 0, c: p, ldc: lk)
+            softmaxRows(p, rows: lq, cols: lk)
+            BLAS.gemm(transA: false, transB: false, m: lq, n: dh, k: lk,
+                      a: p, lda: lk, b: vh, ldb: d, beta: 0, c: op + s * lq * d + h * dh, ldc: d)
+        }
+    }
+    guard recording else { return out }
+    Autograd.record(out, op: "scaledDotProductAttention", parents: [q, k, v]) { g in
+        let gp = g.data, qp = q.data, kp = k.data, vp = v.data, pAll = probs.data
+        let gq = q.requiresGrad ? q.gradData() : nil
+        let gk = k.requiresGrad ? k.gradData() : nil
+        let gv = v.requiresGrad ? v.gradData() : nil
+        let needScores = gq != nil || gk != nil
+        let dS = Tensor(uninitialized: [needScores ? pSize : 0])
+        let ds = dS.data
+        for s in 0..<n {
+            for h in 0..<heads {
+                let p = pAll + (s * heads + h) * pSize
+                let qOff = s * lq * d + h * dh, kOff = s * lk * d + h * dh
+                let go = gp + qOff
+                if let gv {
+                    BLAS.gemm(transA: true, transB: false, m: lk, n: dh, k: lq,
+                              a: p, lda: lk, b: go, ldb: d, beta: 1, c: gv + kOff, ldc: d)
+                }
+                guard needScores else { continue }
+                // dP = dO V^T, then dS = P * (dP - rowsum(dP * P)) * scale, in place.
+                BLAS.gemm(transA: false, transB: true, m: lq, n: lk, k: dh,
+                          a: go, lda: d, b: vp + kOff, ldb: d, beta: 0, c: ds, ldc: lk)
+                for r in 0..<lq {
+                    let pr = p + r * lk, dr = ds + r * lk
+                    var dot: Float = 0
+                    for j in 0..<lk { dot += dr[j] * pr[j] }
+                    for j in 0..<lk { dr[j] = pr[j] * (dr[j] - dot) * scale }
+                }
+                if let gq {
+                    BLAS.gemm(transA: false, transB: false, m: lq, n: dh, k: lk,
+                              a: ds, lda: lk, b: kp + kOff, ldb: d, beta: 1, c: gq + qOff, ldc: d)
+                }
+                if let gk {
+                    BLAS.gemm(transA: true, transB: false, m: lk, n: dh, k: lq,
+                              a: ds, lda: lk, b: qp + qOff, ldb: d, beta: 1, c: gk + kOff, ldc: d)
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// In-place numerically stable softmax of each row of a row-major [rows, cols] block.
+@inline(__always)
+func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+    for r in 0..<rows {
+        let row = p + r * cols
+        var mx = -Float.infinity
+        for j in 0..<cols { mx = max(mx, row[j]) }
+        var sum: Float = 0
+        for j in 0..<cols { let e = expf(row[j] - mx); row[j] = e; sum += e }
+        let inv = 1 / sum
+        for j in 0..<cols { row[j] *= inv }
+    }
+}
+
+/// `nn.MultiheadAttention(d, heads, bias=False)` on batch-first tokens [N, L, d]:
+///
+///     Q = query Wq^T, K = key Wk^T, V = value Wv^T   (Wq, Wk, Wv = rows [0,d), [d,2d), [2d,3d) of inProjWeight [3d, d])
+///     out = scaledDotProductAttention(Q, K, V, heads) Wo^T   (outProjWeight [d, d])
+public func multiHeadAttention(query: Tensor, key: Tensor, value: Tensor, inProjWeight: Tensor,
+                               outProjWeight: Tensor, heads: Int) -> Tensor {
+    let d = query.shape.last ?? 0
+    precondition(inProjWeight.shape == [3 * d, d], "multiHeadAttention: inProjWeight \(inProjWeight.shape) must be [\(3 * d), \(d)]")
+    precondition(outProjWeight.shape == [d, d], "multiHeadAttention: outProjWeight \(outProjWeight.shape) must be [\(d), \(d)]")
+    let q = linear(query, inProjWeight, nil, rows: 0..<d)
+    let k = linear(key, inProjWeight, nil, rows: d..<(2 * d))
+    let v = linear(value, inProjWeight, nil, rows: (2 * d)..<(3 * d))
+    let o = scaledDotProductAttention(q: q, k: k, v: v, heads: heads)
+    return linear(o, outProjWeight)
+}

@@ -1,0 +1,113 @@
+import XCTest
+import Foundation
+import AdaptIRCore
+
+final class AttentionTests: XCTestCase {
+    /// Naive per-head attention in Double with an explicit softmax.
+    private func naive(_ q: Tensor, _ k: Tensor, _ v: Tensor, heads: Int) -> [Double] {
+        let n = q.shape[0], lq = q.shape[1], d = q.shape[2], lk = k.shape[1], dh = d / heads
+        var out = [Double](repeating: 0, count: n * lq * d)
+        for s in 0..<n { for h in 0..<heads { for i in 0..<lq {
+            var scores = [Double](repeating: 0, count: lk)
+            for j in 0..<lk {
+                var dot = 0.0
+                for e in 0..<dh { dot += Double(q.data[(s * lq + i) * d + h * dh + e]) * Double(k.data[(s * lk + j) * d + h * dh + e]) }
+                scores[j] = dot / Double(dh).squareRoot()
+            }
+            let mx = scores.max()!
+            let ex = scores.map { exp($0 - mx) }
+            let z = ex.reduce(0, +)
+            for e in 0..<dh {
+                var acc = 0.0
+                for j in 0..<lk { acc += ex[j] / z * Double(v.data[(s * lk + j) * d + h * dh + e]) }
+                out[(s * lq + i) * d + h * dh + e] = acc
+            }
+        } } }
+        return out
+    }
+
+    func testForwardMatchesNaive() {
+        var rng = TestRNG(seed: 31)
+        for heads in [1, 2, 3] {
+            let q = rng.tensor([2, 4, 6], -2, 2), k = rng.tensor([2, 5, 6], -2, 2), v = rng.tensor([2, 5, 6])
+            let y = scaledDotProductAttention(q: q, k: k, v: v, heads: heads)
+            XCTAssertEqual(y.shape, [2, 4, 6])
+            XCTAssertLessThan(relErr(y.toArray(), naive(q, k, v, heads: heads).map(Float.init)), 1e-5, "heads \(heads)")
+        }
+    }
+
+    func testForwardWithoutGradMatches() {
+        var rng = TestRNG(seed: 32)
+        let q = rng.tensor([2, 3, 6], requiresGrad: true), k = rng.tensor([2, 4, 6]), v = rng.tensor([2, 4, 6])
+        let a = scaledDotProductAttention(q: q, k: k, v: v, heads: 2)
+        let b = Autograd.withoutGrad { scaledDotProductAttention(q: q, k: k, v: v, heads: 2) }
+        XCTAssertTrue(a.requiresGrad)
+        XCTAssertFalse(b.requiresGrad)
+        XCTAssertEqual(a.toArray(), b.toArray())
+    }
+
+    func testGradientsDistinctInputs() {
+        var rng = TestRNG(seed: 33)
+        for heads in [2, 3] {
+            checkGradients([rng.tensor([2, 4, 6]), rng.tensor([2, 5, 6]), rng.tensor([2, 5, 6])]) {
+                scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], heads: heads)
+            }
+        }
+    }
+
+    func testGradientsSelfAttentionSameTensor() {
+        var rng = TestRNG(seed: 34)
+        checkGradients([rng.tensor([2, 5, 6], -1.5, 1.5)]) {
+            scaledDotProductAttention(q: $0[0], k: $0[0], v: $0[0], heads: 2)
+        }
+        // q and k shared, v distinct (the decoder's self-attention shape: q = k = s + qp, v = s).
+        checkGradients([rng.tensor([1, 4, 6]), rng.tensor([1, 4, 6])]) {
+            scaledDotProductAttention(q: $0[0], k: $0[0], v: $0[1], heads: 3)
+        }
+    }
+
+    func testOnlyRequestedGradients() {
+        var rng = TestRNG(seed: 35)
+        let q = rng.tensor([1, 3, 4]), k = rng.tensor([1, 3, 4]), v = rng.tensor([1, 3, 4], requiresGrad: true)
+        scaledDotProductAttention(q: q, k: k, v: v, heads: 2).backward(seed: rng.tensor([1, 3, 4]))
+        XCTAssertNil(q.grad)
+        XCTAssertNil(k.grad)
+        XCTAssertNotNil(v.grad)
+    }
+
+    func testMultiHeadAttentionMatchesComposition() {
+        var rng = TestRNG(seed: 36)
+        let d = 6
+        let x = rng.tensor([2, 4, d]), mem = rng.tensor([2, 5, d])
+        let win = rng.tensor([3 * d, d]), wout = rng.tensor([d, d])
+        let y = multiHeadAttention(query: x, key: mem, value: mem, inProjWeight: win, outProjWeight: wout, heads: 2)
+        // Reference: explicit projections (naive loops), then the naive per-head attention.
+        func proj(_ t: Tensor, _ w: Tensor, rowOffset: Int) -> Tensor {
+            let rows = t.count / d
+            var out = [Float](repeating: 0, count: rows * d)
+            for r in 0..<rows { for o in 0..<d {
+                var s: Float = 0
+                for i in 0..<d { s += t.data[r * d + i] * w.data[(rowOffset + o) * d + i] }
+                out[r * d + o] = s
+            } }
+            return Tensor(shape: t.shape, out)
+        }
+        let q = proj(x, win, rowOffset: 0), k = proj(mem, win, rowOffset: d), v = proj(mem, win, rowOffset: 2 * d)
+        let o = Tensor(shape: [2, 4, d], naive(q, k, v, heads: 2).map(Float.init))
+        XCTAssertLessThan(relErr(y.toArray(), proj(o, wout, rowOffset: 0).toArray()), 1e-5)
+    }
+
+    func testMultiHeadAttentionGradients() {
+        var rng = TestRNG(seed: 37)
+        let d = 6
+        // Cross-attention: distinct query, key, value and both weights.
+        checkGradients([rng.tensor([2, 4, d]), rng.tensor([2, 5, d]), rng.tensor([2, 5, d]),
+                        rng.tensor([3 * d, d], -0.7, 0.7), rng.tensor([d, d], -0.7, 0.7)]) {
+            multiHeadAttention(query: $0[0], key: $0[1], value: $0[2], inProjWeight: $0[3], outProjWeight: $0[4], heads: 2)
+        }
+        // Self-attention: one tensor as query, key and value.
+        checkGradients([rng.tensor([2, 4, d]), rng.tensor([3 * d, d], -0.7, 0.7), rng.tensor([d, d], -0.7, 0.7)]) {
+            multiHeadAttention(query: $0[0], key: $0[0], value: $0[0], inProjWeight: $0[1], outProjWeight: $0[2], heads: 3)
+        }
+    }
+}
