@@ -40,6 +40,7 @@ let package = Package(
         .testTarget(
             name: "AdaptIRCoreTests",
             dependencies: ["AdaptIRCore", "CMPI"],
+            exclude: ["Fixtures"],
             swiftSettings: hotLoopFlags
         ),
     ]

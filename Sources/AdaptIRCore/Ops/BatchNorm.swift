@@ -17,15 +17,32 @@ public final class BatchNormState: @unchecked Sendable {
     public let channels: Int
     public let runningMean: Tensor
     public let runningVar: Tensor
-    public var numBatchesTracked: Int = 0
+    /// PyTorch's int64 `num_batches_tracked`, kept as a one-element Float tensor so it can live in a checkpoint
+    /// beside the other buffers (exact up to 2^24 batches).
+    public let batchCounter: Tensor
     public var momentum: Float
     public var eps: Float
 
-    public init(channels: Int, momentum: Float = 0.1, eps: Float = 1e-5) {
+    public var numBatchesTracked: Int {
+        get { Int(batchCounter.data[0]) }
+        set { batchCounter.data[0] = Float(newValue) }
+    }
+
+    public convenience init(channels: Int, momentum: Float = 0.1, eps: Float = 1e-5) {
         precondition(channels > 0, "BatchNormState: channels must be positive, got \(channels)")
-        self.channels = channels
-        self.runningMean = Tensor(zeros: [channels])
-        self.runningVar = Tensor(shape: [channels], repeating: 1)
+        self.init(runningMean: Tensor(zeros: [channels]), runningVar: Tensor(shape: [channels], repeating: 1),
+                  numBatchesTracked: Tensor(zeros: []), momentum: momentum, eps: eps)
+    }
+
+    /// State over existing tensors (e.g. the `running_mean`, `running_var`, `num_batches_tracked` buffers of a
+    /// parameter store), which the forward updates in place.
+    public init(runningMean: Tensor, runningVar: Tensor, numBatchesTracked: Tensor, momentum: Float = 0.1, eps: Float = 1e-5) {
+        precondition(runningMean.rank == 1 && runningVar.shape == runningMean.shape && numBatchesTracked.count == 1,
+                     "BatchNormState: running_mean \(runningMean.shape), running_var \(runningVar.shape), counter \(numBatchesTracked.shape)")
+        self.channels = runningMean.count
+        self.runningMean = runningMean
+        self.runningVar = runningVar
+        self.batchCounter = numBatchesTracked
         self.momentum = momentum
         self.eps = eps
     }
