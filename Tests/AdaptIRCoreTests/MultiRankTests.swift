@@ -9,6 +9,13 @@ import XCTest
 final class MultiRankTests: XCTestCase {
     let comm = Communicator.world
 
+    /// Under mpirun, a rank that exits without MPI_Finalize counts as an abnormal termination and fails the job, so
+    /// MPI is finalised once after the whole bundle has run (never between tests: MPI cannot be re-initialised).
+    override class func setUp() {
+        super.setUp()
+        MPIFinalizeObserver.install()
+    }
+
     /// Prints the per-rank summary line that shows in the test log which rank counts actually ran.
     private func report(_ what: String) {
         let failed = (testRun?.failureCount ?? 0) + (testRun?.unexpectedExceptionCount ?? 0)
@@ -162,5 +169,21 @@ final class MultiRankTests: XCTestCase {
         XCTAssertEqual(mn, [Int64](repeating: 0, count: n))
         try comm.barrier()
         report("allreduce max/min Int64/Double, barrier")
+    }
+}
+
+/// Calls `Communicator.finalize()` when the test bundle finishes (after every test class has run).
+final class MPIFinalizeObserver: NSObject, XCTestObservation, @unchecked Sendable {
+    private nonisolated(unsafe) static var installed = false
+
+    /// Registers the observer once (called from the main thread by XCTest's class setUp).
+    static func install() {
+        guard !installed else { return }
+        installed = true
+        XCTestObservationCenter.shared.addTestObserver(MPIFinalizeObserver())
+    }
+
+    func testBundleDidFinish(_ testBundle: Bundle) {
+        Communicator.finalize()
     }
 }
