@@ -13,3 +13,6 @@ static inline MPI_Op       swmpi_max(void)        { return MPI_MAX; }
 static inline MPI_Op       swmpi_min(void)        { return MPI_MIN; }
 static inline void*        swmpi_in_place(void)   { return MPI_IN_PLACE; }
 static inline MPI_Errhandler swmpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline MPI_Info     swmpi_info_null(void)  { return MPI_INFO_NULL; }
+static inline int          swmpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
+static inline MPI_Datatype swmpi_uint8(void)      { return MPI_UINT8_T; }

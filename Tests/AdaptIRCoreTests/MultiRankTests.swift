@@ -1,0 +1,189 @@
+import AdaptIRCore
+import CMPI
+import Foundation
+import XCTest
+
+/// Collective tests that pass on any number of ranks: `swift test --filter MultiRankTests` runs them on 1 rank, and
+/// `scripts/test-multirank.sh` runs the test bundle under `mpirun -n 2` and `-n 4`. Every rank checks its own results
+/// against closed forms, so a wrong value on any rank fails that rank (and mpirun exits non-zero).
+final class MultiRankTests: XCTestCase {
+    let comm = Communicator.world
+
+    /// Under mpirun, a rank that exits without MPI_Finalize counts as an abnormal termination and fails the job, so
+    /// MPI is finalised once after the whole bundle has run (never between tests: MPI cannot be re-initialised).
+    override class func setUp() {
+        super.setUp()
+        MPIFinalizeObserver.install()
+    }
+
+    /// Prints the per-rank summary line that shows in the test log which rank counts actually ran.
+    private func report(_ what: String) {
+        let failed = (testRun?.failureCount ?? 0) + (testRun?.unexpectedExceptionCount ?? 0)
+        print("MultiRankTests: rank \(comm.rank) of \(comm.size) \(failed == 0 ? "ok" : "FAILED") (\(what))")
+        fflush(nil)
+    }
+
+    /// Σ_{r<p} (r+1) = p(p+1)/2.
+    private var rankWeightSum: Int { comm.size * (comm.size + 1) / 2 }
+
+    func testIdentity() throws {
+        XCTAssertGreaterThanOrEqual(comm.size, 1)
+        XCTAssert((0..<comm.size).contains(comm.rank))
+        XCTAssertEqual(comm.isRoot, comm.rank == 0)
+        XCTAssert((0..<comm.localSize).contains(comm.localRank), "local rank \(comm.localRank) of \(comm.localSize)")
+        XCTAssertLessThanOrEqual(comm.localSize, comm.size)
+        XCTAssertFalse(comm.processorName.isEmpty)
+        XCTAssertGreaterThanOrEqual(comm.threadLevel, Int32(MPI_THREAD_SERIALIZED))
+        if let s = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"].flatMap(Int.init) {
+            XCTAssertEqual(comm.size, s)
+        }
+        // Every rank must see a distinct rank id, and the local ranks on this single node must be 0..<size.
+        let ranks = try comm.allgather(UInt64(comm.rank))
+        XCTAssertEqual(ranks, (0..<comm.size).map(UInt64.init))
+        let locals = try comm.allgather(Int64(comm.localRank))
+        XCTAssertEqual(Set(locals).count, comm.size, "local ranks \(locals) not distinct on one node")
+        XCTAssertFalse(Communicator.errorString(Int32(MPI_ERR_COUNT)).isEmpty)
+        report("identity, local rank \(comm.localRank) of \(comm.localSize) on \(comm.processorName)")
+    }
+
+    func testAllreduceSumFloat() throws {
+        // Rank r contributes (r+1)·[1..n]; the sum is p(p+1)/2·[1..n] (small integers, exact in Float).
+        let n = 1000
+        var buf = (0..<n).map { Float((comm.rank + 1) * ($0 + 1)) }
+        try buf.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
+        let w = rankWeightSum
+        for i in 0..<n where buf[i] != Float(w * (i + 1)) {
+            XCTFail("allreduce float [\(i)] = \(buf[i]), want \(w * (i + 1))"); break
+        }
+        report("allreduce sum Float n=\(n)")
+    }
+
+    func testAllreduceSumDouble() throws {
+        // Rank r contributes (r+1)·(i+0.5) + 1e-3·r: sum = w·(i+0.5) + 1e-3·p(p-1)/2.
+        let n = 777
+        var buf = (0..<n).map { Double(comm.rank + 1) * (Double($0) + 0.5) + 1e-3 * Double(comm.rank) }
+        try buf.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
+        let w = Double(rankWeightSum), extra = 1e-3 * Double(comm.size * (comm.size - 1) / 2)
+        for i in 0..<n {
+            let want = w * (Double(i) + 0.5) + extra
+            if abs(buf[i] - want) > 1e-9 * max(1, abs(want)) { XCTFail("allreduce double [\(i)] = \(buf[i]), want \(want)"); break }
+        }
+        XCTAssertEqual(try comm.allreduceSum(Double(comm.rank) + 0.25), Double(comm.size * (comm.size - 1) / 2) + 0.25 * Double(comm.size))
+        report("allreduce sum Double n=\(n)")
+    }
+
+    func testAllreduceLargeTensor() throws {
+        // About the AdaptIR gradient size: 700_001 floats in one Tensor. Values (r+1)·(i mod 1021) stay exact.
+        let n = 700_001
+        let t = Tensor(uninitialized: [n])
+        let p = t.data
+        for i in 0..<n { p[i] = Float((comm.rank + 1) * (i % 1021)) }
+        try comm.allreduceSum(t)
+        let w = rankWeightSum
+        var bad = 0
+        for i in 0..<n where p[i] != Float(w * (i % 1021)) {
+            if bad == 0 { XCTFail("large allreduce [\(i)] = \(p[i]), want \(w * (i % 1021))") }
+            bad += 1
+        }
+        XCTAssertEqual(bad, 0)
+        report("allreduce sum Tensor n=\(n)")
+    }
+
+    func testChunkedCalls() throws {
+        // Force several MPI calls per buffer (as for counts above Int32.max) and check the seams.
+        let saved = comm.maxCountPerCall
+        comm.maxCountPerCall = 7
+        defer { comm.maxCountPerCall = saved }
+        let n = 100
+        var buf = (0..<n).map { Double((comm.rank + 1) * ($0 + 1)) }
+        try buf.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
+        XCTAssertEqual(buf, (0..<n).map { Double(rankWeightSum * ($0 + 1)) })
+        let root = comm.size - 1
+        var fb = (0..<n).map { Float(comm.rank == root ? $0 * 3 : -1) }
+        try fb.withUnsafeMutableBufferPointer { try comm.broadcast($0, root: root) }
+        XCTAssertEqual(fb, (0..<n).map { Float($0 * 3) })
+        let s = try comm.broadcast(comm.rank == root ? String(repeating: "chunk-", count: 9) : "", root: root)
+        XCTAssertEqual(s, String(repeating: "chunk-", count: 9))
+        report("chunked allreduce/broadcast, 7 per call")
+    }
+
+    func testBroadcast() throws {
+        for root in Set([0, comm.size - 1]).sorted() {
+            // Float buffer: only root holds the payload, others hold garbage.
+            let n = 4099
+            var buf = (0..<n).map { comm.rank == root ? Float($0) * 0.5 + Float(root) : Float.nan }
+            try buf.withUnsafeMutableBufferPointer { try comm.broadcast($0, root: root) }
+            XCTAssertEqual(buf, (0..<n).map { Float($0) * 0.5 + Float(root) }, "float broadcast from \(root)")
+
+            let t = Tensor(shape: [2, 3], comm.rank == root ? [1, 2, 3, 4, 5, Float(root)] : [Float](repeating: 0, count: 6))
+            try comm.broadcast(t, root: root)
+            XCTAssertEqual(t.toArray(), [1, 2, 3, 4, 5, Float(root)])
+
+            XCTAssertEqual(try comm.broadcast(UInt64(1000 + comm.rank), root: root), UInt64(1000 + root))
+            XCTAssertEqual(try comm.broadcast(Int64(-5 - comm.rank), root: root), Int64(-5 - root))
+
+            // Strings, bytes and Data of a length only root knows (non-ASCII to check UTF-8 handling).
+            let msg = "config from rank \(root): λ=0.5, backbone=ipt_sr_x2 ✓"
+            XCTAssertEqual(try comm.broadcast(comm.rank == root ? msg : "other \(comm.rank)", root: root), msg)
+            XCTAssertEqual(try comm.broadcast(comm.rank == root ? "" : "nonempty", root: root), "")
+            let bytes: [UInt8] = (0..<300).map { UInt8(($0 * 7 + root) & 0xff) }
+            XCTAssertEqual(try comm.broadcast(comm.rank == root ? bytes : [], root: root), bytes)
+            let data = Data(bytes.reversed())
+            XCTAssertEqual(try comm.broadcast(comm.rank == root ? data : Data([1, 2]), root: root), data)
+        }
+        report("broadcast from roots \(Set([0, comm.size - 1]).sorted())")
+    }
+
+    func testAllgather() throws {
+        let values = try comm.allgather(UInt64(comm.rank) &* 0x9E37_79B9_7F4A_7C15 &+ 7)
+        XCTAssertEqual(values, (0..<comm.size).map { UInt64($0) &* 0x9E37_79B9_7F4A_7C15 &+ 7 })
+        XCTAssertEqual(try comm.allgather(Double(comm.rank) * 1.5), (0..<comm.size).map { Double($0) * 1.5 })
+
+        // Strings of different lengths per rank, rank 0's empty.
+        let mine = comm.rank == 0 ? "" : String(repeating: "r\(comm.rank)é", count: comm.rank * 3)
+        let all = try comm.allgather(mine)
+        XCTAssertEqual(all, (0..<comm.size).map { $0 == 0 ? "" : String(repeating: "r\($0)é", count: $0 * 3) })
+
+        // Agreement checks name the ranks that differ from rank 0.
+        XCTAssertEqual(try comm.ranksDiffering(UInt64(42)), [])
+        XCTAssertEqual(try comm.ranksDiffering("same-hash"), [])
+        let odd = comm.rank % 2 == 1
+        XCTAssertEqual(try comm.ranksDiffering(UInt64(odd ? 1 : 0)), (0..<comm.size).filter { $0 % 2 == 1 })
+        XCTAssertEqual(try comm.ranksDiffering(odd ? "b" : "a"), (0..<comm.size).filter { $0 % 2 == 1 })
+        report("allgather UInt64/Double/String, ranksDiffering")
+    }
+
+    func testMaxMin() throws {
+        let p = comm.size, r = comm.rank
+        // Rank r holds 10 - 3r: max 10 (rank 0), min 10 - 3(p-1).
+        XCTAssertEqual(try comm.allreduceMax(Int64(10 - 3 * r)), 10)
+        XCTAssertEqual(try comm.allreduceMin(Int64(10 - 3 * r)), Int64(10 - 3 * (p - 1)))
+        XCTAssertEqual(try comm.allreduceMax(Double(r) * 0.25 - 1), Double(p - 1) * 0.25 - 1)
+        XCTAssertEqual(try comm.allreduceMin(Double(r) * 0.25 - 1), -1)
+        // Element-wise on buffers: element i is (i + r) mod p.
+        let n = 64
+        var mx = (0..<n).map { Int64(($0 + r) % p) }, mn = mx
+        try mx.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }
+        try mn.withUnsafeMutableBufferPointer { try comm.allreduceMin($0) }
+        XCTAssertEqual(mx, [Int64](repeating: Int64(p - 1), count: n))
+        XCTAssertEqual(mn, [Int64](repeating: 0, count: n))
+        try comm.barrier()
+        report("allreduce max/min Int64/Double, barrier")
+    }
+}
+
+/// Calls `Communicator.finalize()` when the test bundle finishes (after every test class has run).
+final class MPIFinalizeObserver: NSObject, XCTestObservation, @unchecked Sendable {
+    private nonisolated(unsafe) static var installed = false
+
+    /// Registers the observer once (called from the main thread by XCTest's class setUp).
+    static func install() {
+        guard !installed else { return }
+        installed = true
+        XCTestObservationCenter.shared.addTestObserver(MPIFinalizeObserver())
+    }
+
+    func testBundleDidFinish(_ testBundle: Bundle) {
+        Communicator.finalize()
+    }
+}
