@@ -74,6 +74,15 @@ public final class HDF5File {
         if rc < 0 { throw failure(nil, "closing (flushing) the file failed") }
     }
 
+    /// Number of HDF5 objects (datasets, groups, types, attributes) still open in this file, excluding the file
+    /// itself: 0 between calls unless an id leaked. For tests and debugging.
+    public var openObjectCount: Int {
+        guard fid >= 0 else { return 0 }
+        H5Lib.prepare()
+        let n = H5Fget_obj_count(fid, swh5_f_obj_all())
+        return max(Int(n) - 1, 0)
+    }
+
     /// Flushes buffered data of the whole file to the OS.
     public func flush() throws {
         try checkOpen(nil)

@@ -34,7 +34,7 @@ extension HDF5File {
     }
 
     /// Reads a one-element numeric attribute with memory type `memType`, accepting the stored type classes `accept`.
-    private func readScalar<T: BitwiseCopyable>(_ name: String, on object: String, memType: hid_t, accept: [H5T_class_t],
+    private func readScalar<T: BitwiseCopyable>(_ name: String, on object: String, memType: hid_t, accept: [H5T_class_t], typeName: String,
                                _ zero: T) throws -> T? {
         let desc = Self.attribute(name, object)
         guard let a = try openAttribute(name, on: object) else { return nil }
@@ -43,7 +43,7 @@ extension HDF5File {
         guard t >= 0 else { throw failure(desc, "cannot get datatype") }
         let cls = H5Tget_class(t)
         H5Tclose(t)
-        guard accept.contains(cls) else { throw error(desc, "stored type class \(cls.rawValue) does not convert to \(T.self)") }
+        guard accept.contains(cls) else { throw error(desc, "stored type \(H5Lib.className(cls)) does not convert to \(typeName)") }
         let n = try elementCount(a, desc)
         guard n == 1 else { throw error(desc, "has \(n) elements, expected one") }
         var v = zero
@@ -103,12 +103,12 @@ extension HDF5File {
 
     /// Integer attribute `name` of `object`, or nil when absent. Throws for a missing object or a non-integer type.
     public func attributeInt(_ name: String, on object: String = "/") throws -> Int? {
-        try readScalar(name, on: object, memType: swh5_native_int64(), accept: [H5T_INTEGER], Int64(0)).map { Int($0) }
+        try readScalar(name, on: object, memType: swh5_native_int64(), accept: [H5T_INTEGER], typeName: "Int", Int64(0)).map { Int($0) }
     }
 
     /// Floating-point attribute `name` of `object` (integers are converted), or nil when absent.
     public func attributeDouble(_ name: String, on object: String = "/") throws -> Double? {
-        try readScalar(name, on: object, memType: swh5_native_double(), accept: [H5T_FLOAT, H5T_INTEGER], 0.0)
+        try readScalar(name, on: object, memType: swh5_native_double(), accept: [H5T_FLOAT, H5T_INTEGER], typeName: "Double", 0.0)
     }
 
     /// String attribute `name` of `object`, or nil when absent. Accepts variable-length strings (h5py's default)

@@ -59,7 +59,7 @@ extension HDF5File {
             if let e = expectedShape, e != shape { throw error(object, "shape \(shape) expected \(e)") }
             let cls = try typeClass(ofDataset: d, object)
             guard cls == H5T_FLOAT || cls == H5T_INTEGER else {
-                throw error(object, "stored type class \(cls.rawValue) is not numeric")
+                throw error(object, "stored type \(H5Lib.className(cls)) is not numeric")
             }
             let ptr = alloc(shape)
             guard H5Dread(d, swh5_native_float(), hid_t(H5S_ALL), hid_t(H5S_ALL), H5Lib.hp, ptr) >= 0 else {
@@ -186,8 +186,9 @@ extension HDF5File {
             }
             let n = count.reduce(1, *)
             guard into.count >= n else { throw error(object, "buffer of \(into.count) bytes, need \(n)") }
-            guard try typeClass(ofDataset: d, object) == H5T_INTEGER else {
-                throw error(object, "stored type is not an integer type")
+            let cls = try typeClass(ofDataset: d, object)
+            guard cls == H5T_INTEGER else {
+                throw error(object, "stored type \(H5Lib.className(cls)) is not an integer type")
             }
             if n == 0 { return }
             let fspace = H5Dget_space(d)

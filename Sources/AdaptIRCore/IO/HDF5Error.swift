@@ -37,6 +37,23 @@ enum H5Lib {
         _ = H5Eset_auto2(hid_t(H5E_DEFAULT), nil, nil)
     }
 
+    /// A readable name of an HDF5 type class, for messages.
+    static func className(_ c: H5T_class_t) -> String {
+        switch c {
+        case H5T_INTEGER: return "integer"
+        case H5T_FLOAT: return "float"
+        case H5T_STRING: return "string"
+        case H5T_COMPOUND: return "compound"
+        case H5T_ENUM: return "enum"
+        case H5T_ARRAY: return "array"
+        case H5T_VLEN: return "vlen"
+        case H5T_OPAQUE: return "opaque"
+        case H5T_BITFIELD: return "bitfield"
+        case H5T_REFERENCE: return "reference"
+        default: return "class \(c.rawValue)"
+        }
+    }
+
     /// The innermost message of the current thread's HDF5 error stack (e.g. "unable to open file"), then clears it.
     static func stackMessage() -> String? {
         final class Box { var text: String? }
