@@ -15,3 +15,6 @@ static inline hid_t    swh5_p_default(void)      { return H5P_DEFAULT; }
 static inline hid_t    swh5_p_dataset_create(void) { return H5P_DATASET_CREATE; }
 static inline hid_t    swh5_p_dataset_access(void) { return H5P_DATASET_ACCESS; }
 static inline hid_t    swh5_p_file_access(void)  { return H5P_FILE_ACCESS; }
+static inline hid_t    swh5_p_link_create(void)  { return H5P_LINK_CREATE; }
+static inline size_t   swh5_t_variable(void)     { return H5T_VARIABLE; }
+static inline unsigned swh5_f_obj_all(void)     { return H5F_OBJ_ALL; }
