@@ -1,0 +1,132 @@
+import Foundation
+
+/// Which tensors a checkpoint file holds. One backbone file serves many adapter files.
+public enum CheckpointPart: String, Sendable, CaseIterable {
+    /// The IPT backbone (and its position-id buffer).
+    case backbone
+    /// The adapter's tensors and running statistics (keys containing `.adaptir.`).
+    case adapter
+    /// Everything of the model.
+    case all
+
+    /// Whether a state_dict key belongs to this part.
+    public func contains(_ key: String) -> Bool {
+        let isAdapter = key.contains(".adaptir.")
+        switch self {
+        case .backbone: return !isAdapter
+        case .adapter: return isAdapter
+        case .all: return true
+        }
+    }
+}
+
+/// File attributes of a checkpoint.
+public struct CheckpointMetadata: Sendable, Equatable {
+    public var formatVersion: Int
+    public var preset: String
+    public var method: String
+    public var part: String
+    /// Task index the file was trained for (-1: multi-task pre-training or unknown).
+    public var task: Int
+    public var step: Int
+}
+
+/// Model checkpoints in HDF5: one float32 dataset per tensor at the file's root, named by its PyTorch state_dict key
+/// and in PyTorch's layout (integer buffers as float32, like the fixtures), plus attributes `format_version`,
+/// `preset`, `method`, `part`, `task`, `step`. Other data (optimizer state, RNG) may live in groups; loading ignores
+/// groups. Loading is strict: a missing, extra or mis-shaped tensor is an error naming it.
+public enum Checkpoint {
+    public static let formatVersion = 1
+
+    /// Writes `part` of `model` to `path` atomically (temporary name, then rename). `extra` may add groups.
+    public static func save(_ model: AdaptedIPT, part: CheckpointPart, to path: String, task: Int = -1, step: Int = 0,
+                            extra: ((HDF5File) throws -> Void)? = nil) throws {
+        try HDF5File.writeAtomically(to: path) { f in
+            for spec in model.store.specs where part.contains(spec.key) {
+                try f.write(spec.key, tensor: model.store[spec.key])
+            }
+            try f.setAttribute("format_version", formatVersion)
+            try f.setAttribute("preset", model.preset.name)
+            try f.setAttribute("method", model.method.rawValue)
+            try f.setAttribute("part", part.rawValue)
+            try f.setAttribute("task", task)
+            try f.setAttribute("step", step)
+            try extra?(f)
+        }
+    }
+
+    /// Reads the attributes of a checkpoint.
+    public static func metadata(of f: HDF5File) throws -> CheckpointMetadata {
+        func req<T>(_ v: T?, _ name: String) throws -> T {
+            guard let v else { throw HDF5Error(file: f.path, message: "not an adaptir-dist checkpoint: attribute '\(name)' missing") }
+            return v
+        }
+        let version = try req(f.attributeInt("format_version"), "format_version")
+        guard version == formatVersion else {
+            throw HDF5Error(file: f.path, message: "checkpoint format version \(version), this build reads \(formatVersion)")
+        }
+        return CheckpointMetadata(
+            formatVersion: version, preset: try req(f.attributeString("preset"), "preset"),
+            method: try f.attributeString("method") ?? "", part: try f.attributeString("part") ?? CheckpointPart.all.rawValue,
+            task: try f.attributeInt("task") ?? -1, step: try f.attributeInt("step") ?? 0)
+    }
+
+    /// Loads `part` of the model from `path`, strictly: the file's root datasets must be exactly that part's keys,
+    /// with the model's shapes. Nothing is modified unless every tensor checks out.
+    @discardableResult
+    public static func load(_ path: String, into model: AdaptedIPT, part: CheckpointPart) throws -> CheckpointMetadata {
+        let f = try HDF5File.open(path)
+        defer { f.close() }
+        let meta = try metadata(of: f)
+        guard meta.preset == model.preset.name else {
+            throw HDF5Error(file: path, message: "checkpoint is for preset '\(meta.preset)', the model is '\(model.preset.name)'")
+        }
+        let wanted = model.store.specs.filter { part.contains($0.key) }
+        let present = Set(try f.datasetNames(recursive: false).map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 })
+        let wantedKeys = Set(wanted.map(\.key))
+        if let missing = wanted.first(where: { !present.contains($0.key) }) {
+            throw HDF5Error(file: path, object: "dataset '\(missing.key)'", message: "missing from checkpoint (strict load of part '\(part.rawValue)')")
+        }
+        if let extra = present.subtracting(wantedKeys).sorted().first {
+            throw HDF5Error(file: path, object: "dataset '\(extra)'", message: "unexpected in a '\(part.rawValue)' checkpoint of preset \(model.preset.name) with method \(model.method.rawValue)")
+        }
+        var loaded: [(Tensor, Tensor)] = []
+        for spec in wanted {
+            let t = try f.readTensor(spec.key, expectedShape: spec.shape)
+            guard t.allFinite() else {
+                throw HDF5Error(file: path, object: "dataset '\(spec.key)'", message: "contains NaN or Inf")
+            }
+            loaded.append((model.store[spec.key], t))
+        }
+        for (dst, src) in loaded { dst.copy(from: src) }
+        return meta
+    }
+}
+
+/// What `adaptir-dist inspect FILE` prints: every root tensor of a checkpoint with its role under the file's method.
+public struct CheckpointInfo {
+    public let metadata: CheckpointMetadata
+    public let entries: [(key: String, shape: [Int], role: String)]
+
+    public static func read(_ path: String) throws -> CheckpointInfo {
+        let f = try HDF5File.open(path)
+        defer { f.close() }
+        let meta = try Checkpoint.metadata(of: f)
+        let method = AdaptationMethod(rawValue: meta.method)
+        var specsByKey: [String: ParameterSpec] = [:]
+        if let preset = Preset.named(meta.preset) {
+            for s in AdaptedIPT.parameterSpecs(preset: preset, method: .adaptir) { specsByKey[s.key] = s }
+        }
+        var entries: [(String, [Int], String)] = []
+        for name in try f.datasetNames(recursive: false) {
+            let key = name.hasPrefix("/") ? String(name.dropFirst()) : name
+            let shape = try f.shape(of: name)
+            var role = "unknown"
+            if let spec = specsByKey[key] {
+                role = method.map { AdaptedIPT.isTrainable(spec, method: $0) } == true ? "trainable" : spec.role.rawValue
+            }
+            entries.append((key, shape, role))
+        }
+        return CheckpointInfo(metadata: meta, entries: entries)
+    }
+}
