@@ -19,7 +19,7 @@ public final class AdaptIRModule {
     let afe: AdaptiveFeatureEnsemble
     let up: Tensor
 
-    init(_ store: ParameterStore, prefix: String, preset: Preset) {
+    public init(_ store: ParameterStore, prefix: String, preset: Preset) {
         self.prefix = prefix
         grid = preset.grid
         down = store["\(prefix).head.weight"]
@@ -35,7 +35,7 @@ public final class AdaptIRModule {
     }
 
     /// s: the norm output feeding the MLP, (N, L, d) -> the adapter's output (N, L, d).
-    func callAsFunction(_ s: Tensor, training: Bool, reducer: BatchNormReducer?) -> Tensor {
+    public func callAsFunction(_ s: Tensor, training: Bool, reducer: BatchNormReducer? = nil) -> Tensor {
         let n = s.shape[0], l = s.shape[1]
         let h = downBias.count, d = s.shape[2]
         // x = BN(Conv1x1_down(x0)): the 1x1 conv on the token map is a linear on the tokens.
