@@ -43,6 +43,38 @@ final class ConvTests: XCTestCase {
         checkGradients([rng.tensor([2, 3, 4, 5]), rng.tensor([2, 3, 3, 3])]) { conv2d($0[0], $0[1]) }
     }
 
+    /// Large enough that im2col works in several row bands (Cin*k*k ~ 600, W = 16: bands of 32 rows, H = 40), too big
+    /// for a finite-difference check: forward, dX and dW against naive loops (dX and dW of L = sum(y * r)).
+    func testConv2dMultiBandMatchesNaiveForwardAndBackward() {
+        var rng = TestRNG(seed: 17)
+        for (cin, k) in [(64, 3), (24, 5)] {
+            let (n, cout, h, w) = (2, 3, 40, 16), pad = k / 2
+            let x = rng.tensor([n, cin, h, w], requiresGrad: true), wt = rng.tensor([cout, cin, k, k], requiresGrad: true)
+            let b = rng.tensor([cout], requiresGrad: true)
+            let y = conv2d(x, wt, b)
+            XCTAssertLessThan(relErr(y.toArray(), naiveConv(x, wt, b)), 1e-5, "forward k=\(k)")
+            let r = rng.tensor(y.shape)
+            y.backward(seed: r)
+            var gx = [Float](repeating: 0, count: x.count), gw = [Float](repeating: 0, count: wt.count)
+            var gb = [Float](repeating: 0, count: cout)
+            let xp = x.data, wp = wt.data, rp = r.data
+            for s in 0..<n { for o in 0..<cout { for i in 0..<h { for j in 0..<w {
+                let g = rp[((s * cout + o) * h + i) * w + j]
+                gb[o] += g
+                for c in 0..<cin { for ki in 0..<k { for kj in 0..<k {
+                    let ii = i + ki - pad, jj = j + kj - pad
+                    if ii < 0 || ii >= h || jj < 0 || jj >= w { continue }
+                    let xi = ((s * cin + c) * h + ii) * w + jj, wi = ((o * cin + c) * k + ki) * k + kj
+                    gx[xi] += wp[wi] * g
+                    gw[wi] += xp[xi] * g
+                } } }
+            } } } }
+            XCTAssertLessThan(relErr(x.grad!.toArray(), gx), 1e-4, "dX k=\(k)")
+            XCTAssertLessThan(relErr(wt.grad!.toArray(), gw), 1e-4, "dW k=\(k)")
+            XCTAssertLessThan(relErr(b.grad!.toArray(), gb), 1e-4, "db k=\(k)")
+        }
+    }
+
     func testConv2dFrozenWeightGetsNoGradient() {
         var rng = TestRNG(seed: 13)
         for k in [1, 3] {
