@@ -1,0 +1,71 @@
+import Foundation
+
+/// Softmax along `axis` (negative allowed): y = exp(x - max) / sum(exp(x - max)), numerically stable.
+/// The tensor is viewed as [outer, axisLen, inner]. Backward: dx = y * (dy - sum_axis(dy * y)).
+public func softmax(_ x: Tensor, axis: Int) -> Tensor {
+    let r = x.rank
+    let ax = axis < 0 ? axis + r : axis
+    precondition(ax >= 0 && ax < r, "softmax: axis \(axis) out of range for shape \(x.shape)")
+    let len = x.shape[ax]
+    let inner = x.shape[(ax + 1)...].reduce(1, *)
+    let outer = x.shape[..<ax].reduce(1, *)
+    let out = Tensor(uninitialized: x.shape)
+    if x.count == 0 { return out }
+    let xs = x.data, y = out.data
+    if inner == 1 {
+        for o in 0..<outer {
+            let xr = xs + o * len, yr = y + o * len
+            var m = -Float.infinity
+            for k in 0..<len { m = max(m, xr[k]) }
+            var s: Float = 0
+            for k in 0..<len { let e = expf(xr[k] - m); yr[k] = e; s += e }
+            let inv = 1 / s
+            for k in 0..<len { yr[k] *= inv }
+        }
+    } else {
+        // Vectorised over `inner`: every loop runs along contiguous memory.
+        let acc = UnsafeMutablePointer<Float>.allocate(capacity: 2 * inner)
+        defer { acc.deallocate() }
+        let mx = acc, sm = acc + inner
+        for o in 0..<outer {
+            let xb = xs + o * len * inner, yb = y + o * len * inner
+            mx.update(repeating: -Float.infinity, count: inner)
+            sm.update(repeating: 0, count: inner)
+            for k in 0..<len { let xr = xb + k * inner; for i in 0..<inner { mx[i] = max(mx[i], xr[i]) } }
+            for k in 0..<len {
+                let xr = xb + k * inner, yr = yb + k * inner
+                for i in 0..<inner { let e = expf(xr[i] - mx[i]); yr[i] = e; sm[i] += e }
+            }
+            for i in 0..<inner { sm[i] = 1 / sm[i] }
+            for k in 0..<len { let yr = yb + k * inner; for i in 0..<inner { yr[i] *= sm[i] } }
+        }
+    }
+    let yd = out.detached()
+    Autograd.record(out, op: "softmax", parents: [x]) { g in
+        let gy = g.data, ys = yd.data, gx = x.gradData()
+        if inner == 1 {
+            for o in 0..<outer {
+                let gr = gy + o * len, yr = ys + o * len, dr = gx + o * len
+                var dot: Float = 0
+                for k in 0..<len { dot += gr[k] * yr[k] }
+                for k in 0..<len { dr[k] += yr[k] * (gr[k] - dot) }
+            }
+        } else {
+            let dot = UnsafeMutablePointer<Float>.allocate(capacity: inner)
+            defer { dot.deallocate() }
+            for o in 0..<outer {
+                let base = o * len * inner
+                dot.update(repeating: 0, count: inner)
+                for k in 0..<len {
+                    let gr = gy + base + k * inner, yr = ys + base + k * inner
+                    for i in 0..<inner { dot[i] += gr[i] * yr[i] }
+                }
+                for k in 0..<len {
+                    let gr = gy + base + k * inner, yr = ys + base + k * inner, dr = gx + base + k * inner
+                    for i in 0..<inner { dr[i] += yr[i] * (gr[i] - dot[i]) }
+                }
+            }
+        }
+    }
+    return out
+}
