@@ -30,6 +30,14 @@ final class ActivationTests: XCTestCase {
         let ref: [Float] = [0.8413447460685429, -0.15426876936299344, 2.99595030590511, 0,
                             -0.00404969409489031, 0.14967658142073093]
         for i in 0..<6 { XCTAssertEqual(y[i], ref[i], accuracy: 1e-6, "gelu(\(x.data[i]))") }
+        // Dense grid against the double-precision formula: within a few float ulps everywhere.
+        let grid = Tensor(shape: [2401], (0..<2401).map { Float($0 - 1200) / 200 })
+        let g = gelu(grid)
+        for i in 0..<grid.count {
+            let v = Double(grid.data[i])
+            let r = 0.5 * v * (1 + erf(v / 2.0.squareRoot()))
+            XCTAssertEqual(Double(g.data[i]), r, accuracy: 1e-6 * max(1, Swift.abs(r)), "gelu(\(v))")
+        }
     }
 
     func testGeluGradient() {

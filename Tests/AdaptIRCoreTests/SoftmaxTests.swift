@@ -41,6 +41,20 @@ final class SoftmaxTests: XCTestCase {
         XCTAssertEqual(c[1] + c[3], 1, accuracy: 1e-6)
     }
 
+    /// Small probabilities are accurate relatively too (checks the exp used inside), over the whole float range.
+    func testSmallProbabilitiesRelativeAccuracy() {
+        let ds = (0..<1990).map { Float($0) * 0.0437 }          // 0 ... 87 (below -87.3 the exp is clamped)
+        let x = Tensor(shape: [ds.count, 2], ds.flatMap { [0, -$0] })
+        let y = softmax(x, axis: 1)
+        let yc = softmax(Tensor(shape: [2, ds.count], ds.map { _ in Float(0) } + ds.map { -$0 }), axis: 0)
+        for (i, d) in ds.enumerated() {
+            let e = exp(-Double(d)), ref = e / (1 + e)
+            XCTAssertEqual(Double(y.data[2 * i + 1]), ref, accuracy: 1e-6 * ref, "d = \(d)")
+            XCTAssertEqual(Double(y.data[2 * i]), 1 - ref, accuracy: 1e-6)
+            XCTAssertEqual(Double(yc.data[ds.count + i]), ref, accuracy: 1e-6 * ref, "d = \(d)")
+        }
+    }
+
     func testGradients() {
         var rng = TestRNG(seed: 2)
         checkGradients([rng.tensor([3, 7], -2, 2)]) { softmax($0[0], axis: 1) }

@@ -94,9 +94,7 @@ struct BroadcastPlan {
                     if so == 1 { for i in 0..<n { d[i] += scale * gr[i] * orow[i] } }
                     else { let v = scale * orow[0]; for i in 0..<n { d[i] += v * gr[i] } }
                 } else {
-                    var s: Double = 0
-                    if so == 1 { for i in 0..<n { s += Double(gr[i] * orow[i]) } }
-                    else { for i in 0..<n { s += Double(gr[i]) }; s *= Double(orow[0]) }
+                    let s = so == 1 ? rowDot(gr, orow, n) : rowSum(gr, n) * Double(orow[0])
                     d[0] += scale * Float(s)
                 }
             } else {
@@ -104,9 +102,7 @@ struct BroadcastPlan {
                     if scale == 1 { for i in 0..<n { d[i] += gr[i] } }
                     else { for i in 0..<n { d[i] += scale * gr[i] } }
                 } else {
-                    var s: Double = 0
-                    for i in 0..<n { s += Double(gr[i]) }
-                    d[0] += scale * Float(s)
+                    d[0] += scale * Float(rowSum(gr, n))
                 }
             }
         }
@@ -123,6 +119,44 @@ struct BroadcastPlan {
             else { let v = scale * s[0]; for i in 0..<n { d[i] += v } }
         }
     }
+}
+
+// MARK: - Row sums
+
+/// sum_i p[i] for i < n: 8 float lanes over blocks of 512 elements, blocks combined in Double (fast and accurate).
+@inline(__always)
+func rowSum(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
+    var total: Double = 0
+    var i = 0
+    let raw = UnsafeRawPointer(p)
+    while i + 8 <= n {
+        var acc = SIMD8<Float>()
+        let end = min(n, i + 512) - 7
+        while i < end { acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self); i += 8 }
+        total += Double(acc.sum())
+    }
+    while i < n { total += Double(p[i]); i += 1 }
+    return total
+}
+
+/// sum_i p[i] * q[i] for i < n, blocked like `rowSum`.
+@inline(__always)
+func rowDot(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ n: Int) -> Double {
+    var total: Double = 0
+    var i = 0
+    let rp = UnsafeRawPointer(p), rq = UnsafeRawPointer(q)
+    while i + 8 <= n {
+        var acc = SIMD8<Float>()
+        let end = min(n, i + 512) - 7
+        while i < end {
+            acc += rp.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                * rq.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
+        }
+        total += Double(acc.sum())
+    }
+    while i < n { total += Double(p[i] * q[i]); i += 1 }
+    return total
 }
 
 // MARK: - Binary kernels

@@ -22,8 +22,7 @@ public func meanAll(_ x: Tensor) -> Tensor {
 
 private func reduceAll(_ x: Tensor, scale: Float, name: String) -> Tensor {
     let n = x.count, p = x.data
-    var s: Double = 0
-    for i in 0..<n { s += Double(p[i]) }
+    let s = rowSum(p, n)
     let out = Tensor(shape: [], [Float(s) * scale])
     Autograd.record(out, op: name, parents: [x]) { g in
         let v = g.data[0] * scale
