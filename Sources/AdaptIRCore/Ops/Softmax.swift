@@ -15,11 +15,9 @@ public func softmax(_ x: Tensor, axis: Int) -> Tensor {
     if inner == 1 {
         for o in 0..<outer {
             let xr = xs + o * len, yr = y + o * len
-            var m = -Float.infinity
-            for k in 0..<len { m = max(m, xr[k]) }
-            var s: Float = 0
-            for k in 0..<len { let e = expNonPositive(xr[k] - m); yr[k] = e; s += e }
-            let inv = 1 / s
+            let m = rowMax(xr, len)
+            for k in 0..<len { yr[k] = expNonPositive(xr[k] - m) }
+            let inv = Float(1 / rowSum(yr, len))
             for k in 0..<len { yr[k] *= inv }
         }
     } else {
@@ -88,4 +86,24 @@ func expNonPositive(_ x: Float) -> Float {
     p = p * r + 5.0000001201e-1
     let e = p * r * r + r + 1
     return e * Float(bitPattern: (t.bitPattern &+ (127 &- 0x4B40_0000)) << 23)
+}
+
+/// max_i p[i] for i < n (n >= 1), 8 lanes at a time with mask selects (vectorises, unlike `Swift.max`).
+@inline(__always)
+func rowMax(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    var m = p[0]
+    var i = 0
+    if n >= 8 {
+        let raw = UnsafeRawPointer(p)
+        var acc = raw.loadUnaligned(as: SIMD8<Float>.self)
+        i = 8
+        while i + 8 <= n {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            acc.replace(with: v, where: v .> acc)
+            i += 8
+        }
+        m = acc.max()
+    }
+    while i < n { if p[i] > m { m = p[i] }; i += 1 }
+    return m
 }
