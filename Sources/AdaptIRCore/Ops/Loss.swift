@@ -1,0 +1,23 @@
+/// Mean absolute error (PyTorch `nn.L1Loss()`, reduction "mean"): L = (1/n) sum_i |p_i - t_i|, a scalar of shape [].
+/// dL/dp_i = g * sign(p_i - t_i) / n (0 where equal); dL/dt_i = -dL/dp_i. Shapes must match exactly.
+public func l1Loss(_ prediction: Tensor, _ target: Tensor) -> Tensor {
+    precondition(prediction.shape == target.shape, "l1Loss: prediction \(prediction.shape) vs target \(target.shape)")
+    let n = prediction.count
+    let p = prediction.data, t = target.data
+    var s: Double = 0
+    for i in 0..<n { s += Double(Swift.abs(p[i] - t[i])) }
+    let out = Tensor(shape: [], [n == 0 ? .nan : Float(s / Double(n))])
+    Autograd.record(out, op: "l1Loss", parents: [prediction, target]) { g in
+        let v = g.data[0] / Float(n)
+        let p = prediction.data, t = target.data
+        if prediction.requiresGrad {
+            let gp = prediction.gradData()
+            for i in 0..<n { let d = p[i] - t[i]; if d > 0 { gp[i] += v } else if d < 0 { gp[i] -= v } }
+        }
+        if target.requiresGrad {
+            let gt = target.gradData()
+            for i in 0..<n { let d = p[i] - t[i]; if d > 0 { gt[i] -= v } else if d < 0 { gt[i] += v } }
+        }
+    }
+    return out
+}

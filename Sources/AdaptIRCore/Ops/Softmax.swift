@@ -1,0 +1,109 @@
+import Foundation
+
+/// Softmax along `axis` (negative allowed): y = exp(x - max) / sum(exp(x - max)), numerically stable.
+/// The tensor is viewed as [outer, axisLen, inner]. Backward: dx = y * (dy - sum_axis(dy * y)).
+public func softmax(_ x: Tensor, axis: Int) -> Tensor {
+    let r = x.rank
+    let ax = axis < 0 ? axis + r : axis
+    precondition(ax >= 0 && ax < r, "softmax: axis \(axis) out of range for shape \(x.shape)")
+    let len = x.shape[ax]
+    let inner = x.shape[(ax + 1)...].reduce(1, *)
+    let outer = x.shape[..<ax].reduce(1, *)
+    let out = Tensor(uninitialized: x.shape)
+    if x.count == 0 { return out }
+    let xs = x.data, y = out.data
+    if inner == 1 {
+        for o in 0..<outer {
+            let xr = xs + o * len, yr = y + o * len
+            let m = rowMax(xr, len)
+            for k in 0..<len { yr[k] = expNonPositive(xr[k] - m) }
+            let inv = Float(1 / rowSum(yr, len))
+            for k in 0..<len { yr[k] *= inv }
+        }
+    } else {
+        // Vectorised over `inner`: every loop runs along contiguous memory.
+        let acc = UnsafeMutablePointer<Float>.allocate(capacity: 2 * inner)
+        defer { acc.deallocate() }
+        let mx = acc, sm = acc + inner
+        for o in 0..<outer {
+            let xb = xs + o * len * inner, yb = y + o * len * inner
+            mx.update(repeating: -Float.infinity, count: inner)
+            sm.update(repeating: 0, count: inner)
+            for k in 0..<len { let xr = xb + k * inner; for i in 0..<inner { mx[i] = max(mx[i], xr[i]) } }
+            for k in 0..<len {
+                let xr = xb + k * inner, yr = yb + k * inner
+                for i in 0..<inner { let e = expNonPositive(xr[i] - mx[i]); yr[i] = e; sm[i] += e }
+            }
+            for i in 0..<inner { sm[i] = 1 / sm[i] }
+            for k in 0..<len { let yr = yb + k * inner; for i in 0..<inner { yr[i] *= sm[i] } }
+        }
+    }
+    let yd = out.detached()
+    Autograd.record(out, op: "softmax", parents: [x]) { g in
+        let gy = g.data, ys = yd.data, gx = x.gradData()
+        if inner == 1 {
+            for o in 0..<outer {
+                let gr = gy + o * len, yr = ys + o * len, dr = gx + o * len
+                let dot = Float(rowDot(gr, yr, len))
+                for k in 0..<len { dr[k] += yr[k] * (gr[k] - dot) }
+            }
+        } else {
+            let dot = UnsafeMutablePointer<Float>.allocate(capacity: inner)
+            defer { dot.deallocate() }
+            for o in 0..<outer {
+                let base = o * len * inner
+                dot.update(repeating: 0, count: inner)
+                for k in 0..<len {
+                    let gr = gy + base + k * inner, yr = ys + base + k * inner
+                    for i in 0..<inner { dot[i] += gr[i] * yr[i] }
+                }
+                for k in 0..<len {
+                    let gr = gy + base + k * inner, yr = ys + base + k * inner, dr = gx + base + k * inner
+                    for i in 0..<inner { dr[i] += yr[i] * (gr[i] - dot[i]) }
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// exp(x) for x <= 0 (softmax after subtracting the max), branch-free so loops vectorise; Cephes `expf` reduction
+/// x = n ln2 + r, |r| <= ln2 / 2, degree-6 polynomial for e^r, 2^n through the exponent bits. Relative error about
+/// 2e-7 (a couple of ulps, like the vectorised Sleef exp PyTorch uses). Inputs below -87.3 give ~1e-38, not 0.
+@inline(__always)
+func expNonPositive(_ x: Float) -> Float {
+    var v = x < -87.3 ? -87.3 : x
+    v = v > 0 ? 0 : v
+    // Round to nearest by the 1.5 * 2^23 trick: t's low mantissa bits hold the integer n (no trapping conversion).
+    let t = v * 1.44269504088896341 + 12582912
+    let n = t - 12582912
+    let r = v - n * 0.693359375 + n * 2.12194440e-4
+    var p: Float = 1.9875691500e-4
+    p = p * r + 1.3981999507e-3
+    p = p * r + 8.3334519073e-3
+    p = p * r + 4.1665795894e-2
+    p = p * r + 1.6666665459e-1
+    p = p * r + 5.0000001201e-1
+    let e = p * r * r + r + 1
+    return e * Float(bitPattern: (t.bitPattern &+ (127 &- 0x4B40_0000)) << 23)
+}
+
+/// max_i p[i] for i < n (n >= 1), 8 lanes at a time with mask selects (vectorises, unlike `Swift.max`).
+@inline(__always)
+func rowMax(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    var m = p[0]
+    var i = 0
+    if n >= 8 {
+        let raw = UnsafeRawPointer(p)
+        var acc = raw.loadUnaligned(as: SIMD8<Float>.self)
+        i = 8
+        while i + 8 <= n {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            acc.replace(with: v, where: v .> acc)
+            i += 8
+        }
+        m = acc.max()
+    }
+    while i < n { if p[i] > m { m = p[i] }; i += 1 }
+    return m
+}
