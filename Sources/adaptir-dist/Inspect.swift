@@ -22,7 +22,8 @@ struct Inspect: ParsableCommand {
     func run() throws {
         if let file {
             let info = try CheckpointInfo.read(file)
-            print("\(file): format \(info.formatVersion), preset \(info.preset), method \(info.method), task \(info.task), step \(info.step)")
+            let m = info.metadata
+            print("\(file): format \(m.formatVersion), preset \(m.preset), method \(m.method), part \(m.part), task \(m.task), step \(m.step)")
             printTable(info.entries.map { ($0.key, $0.shape, $0.role) })
             return
         }

@@ -18,13 +18,27 @@ enum Golden {
         }
     }
 
+    /// Reads every dataset under `group` (name -> tensor) and the largest magnitude among them.
+    static func readGroup(_ f: HDF5File, _ group: String) throws -> (tensors: [String: Tensor], maxAbs: Float) {
+        var out: [String: Tensor] = [:]
+        var m: Float = 0
+        for name in try f.datasetNames(under: group) {
+            let t = try f.readTensor(name)
+            out[String(name.split(separator: "/").last!)] = t
+            m = max(m, t.maxAbs())
+        }
+        return (out, m)
+    }
+
     /// Compares within `rtol` of the reference's largest magnitude (fixtures README: ~1e-4 outputs, 1e-3 grads).
-    static func assertClose(_ actual: Tensor, _ expected: Tensor, rtol: Float, _ what: String,
+    /// `floor` is a lower bound on the scale, for tensors whose exact value is 0 and whose reference is round-off
+    /// (e.g. the gradient of a bias in front of a batch norm or a softmax).
+    static func assertClose(_ actual: Tensor, _ expected: Tensor, rtol: Float, floor: Float = 1e-12, _ what: String,
                             file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(actual.shape.product, expected.shape.product, "\(what): size", file: file, line: line)
         guard actual.count == expected.count else { return }
         let a = actual.toArray(), e = expected.toArray()
-        let scale = max(e.map { abs($0) }.max() ?? 0, 1e-12)
+        let scale = max(e.map { abs($0) }.max() ?? 0, floor)
         var worst: Float = 0, at = 0
         for i in 0..<a.count where abs(a[i] - e[i]) > worst { worst = abs(a[i] - e[i]); at = i }
         XCTAssertLessThanOrEqual(worst / scale, rtol, "\(what): max |diff| \(worst) at \(at) (ref scale \(scale)): \(a[at]) vs \(e[at])", file: file, line: line)

@@ -61,9 +61,10 @@ public final class ParameterStore: @unchecked Sendable {
         for s in specs { precondition(seen.insert(s.key).inserted, "duplicate parameter key \(s.key)") }
         self.specs = specs
         let train = specs.filter { $0.role != .buffer && $0.role != .fixed && isTrainable($0) }
-        trainableKeys = Set(train.map(\.key))
+        let trainKeys = Set(train.map(\.key))
+        trainableKeys = trainKeys
         let nTrain = train.reduce(0) { $0 + $1.count }
-        let nFrozen = specs.filter { $0.role != .buffer && !trainableKeys.contains($0.key) }.reduce(0) { $0 + $1.count }
+        let nFrozen = specs.filter { $0.role != .buffer && !trainKeys.contains($0.key) }.reduce(0) { $0 + $1.count }
         let nBuf = specs.filter { $0.role == .buffer }.reduce(0) { $0 + $1.count }
         trainable = Buffer(count: nTrain)
         trainableGrad = Buffer(count: nTrain)
@@ -72,7 +73,7 @@ public final class ParameterStore: @unchecked Sendable {
         var oT = 0, oF = 0, oB = 0
         for s in specs {
             let t: Tensor
-            if trainableKeys.contains(s.key) {
+            if trainKeys.contains(s.key) {
                 t = Tensor(viewing: trainable, offset: oT, shape: s.shape)
                 t.setRequiresGrad(true)
                 t.grad = Tensor(viewing: trainableGrad, offset: oT, shape: s.shape)

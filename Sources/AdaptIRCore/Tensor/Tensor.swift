@@ -114,6 +114,19 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
 
     public func toArray() -> [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
 
+    /// Element `i` of the flat storage. Prefer this to `tensor.data[i]` on a temporary: `data` is a raw pointer,
+    /// and Swift may release a temporary tensor (and its storage) before the pointer is read.
+    public subscript(flat i: Int) -> Float {
+        get { precondition(i >= 0 && i < count, "flat index \(i) outside \(shape)"); return data[i] }
+        set { precondition(i >= 0 && i < count, "flat index \(i) outside \(shape)"); data[i] = newValue }
+    }
+
+    /// The single value of a one-element tensor (a loss).
+    public var item: Float {
+        precondition(count == 1, "item of a tensor of shape \(shape)")
+        return data[0]
+    }
+
     public func dim(_ i: Int) -> Int { shape[i < 0 ? shape.count + i : i] }
 
     public func fill(_ value: Float) { data.update(repeating: value, count: count) }
