@@ -32,7 +32,7 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: In
             let qh = qp + s * lq * d + h * dh, kh = kp + s * lk * d + h * dh, vh = vp + s * lk * d + h * dh
             BLAS.gemm(transA: false, transB: true, m: lq, n: lk, k: dh, alpha: scale,
                       a: qh, lda: d, b: kh, ldb: d, beta: 0, c: p, ldc: lk)
-            softmaxRows(p, rows: lq, cols: lk)
+            softmaxRows(p, p, rows: lq, cols: lk)
             BLAS.gemm(transA: false, transB: false, m: lq, n: dh, k: lk,
                       a: p, lda: lk, b: vh, ldb: d, beta: 0, c: op + s * lq * d + h * dh, ldc: d)
         }
@@ -61,8 +61,7 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: In
                           a: go, lda: d, b: vp + kOff, ldb: d, beta: 0, c: ds, ldc: lk)
                 for r in 0..<lq {
                     let pr = p + r * lk, dr = ds + r * lk
-                    var dot: Float = 0
-                    for j in 0..<lk { dot += dr[j] * pr[j] }
+                    let dot = Float(rowDot(dr, pr, lk))
                     for j in 0..<lk { dr[j] = pr[j] * (dr[j] - dot) * scale }
                 }
                 if let gq {
@@ -77,20 +76,6 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: In
         }
     }
     return out
-}
-
-/// In-place numerically stable softmax of each row of a row-major [rows, cols] block.
-@inline(__always)
-func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-    for r in 0..<rows {
-        let row = p + r * cols
-        var mx = -Float.infinity
-        for j in 0..<cols { mx = max(mx, row[j]) }
-        var sum: Float = 0
-        for j in 0..<cols { let e = expf(row[j] - mx); row[j] = e; sum += e }
-        let inv = 1 / sum
-        for j in 0..<cols { row[j] *= inv }
-    }
 }
 
 /// `nn.MultiheadAttention(d, heads, bias=False)` on batch-first tokens [N, L, d]:

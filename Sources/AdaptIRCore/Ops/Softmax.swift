@@ -13,13 +13,7 @@ public func softmax(_ x: Tensor, axis: Int) -> Tensor {
     if x.count == 0 { return out }
     let xs = x.data, y = out.data
     if inner == 1 {
-        for o in 0..<outer {
-            let xr = xs + o * len, yr = y + o * len
-            let m = rowMax(xr, len)
-            for k in 0..<len { yr[k] = expNonPositive(xr[k] - m) }
-            let inv = Float(1 / rowSum(yr, len))
-            for k in 0..<len { yr[k] *= inv }
-        }
+        softmaxRows(xs, y, rows: outer, cols: len)
     } else {
         // Vectorised over `inner`: every loop runs along contiguous memory.
         let acc = UnsafeMutablePointer<Float>.allocate(capacity: 2 * inner)
@@ -67,6 +61,26 @@ public func softmax(_ x: Tensor, axis: Int) -> Tensor {
     return out
 }
 
+/// Stable softmax of each row of a row-major [rows, cols] block, from `x` into `y` (which may be `x`).
+@inline(__always)
+func softmaxRows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+    for o in 0..<rows {
+        let xr = x + o * cols, yr = y + o * cols
+        let m = rowMax(xr, cols)
+        var k = 0
+        // Explicit 8 lanes: the scalar loop does not vectorise (x and y may alias).
+        let mv = SIMD8<Float>(repeating: m)
+        while k + 8 <= cols {
+            let v = UnsafeRawPointer(xr + k).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(yr + k).storeBytes(of: expNonPositive(v - mv), as: SIMD8<Float>.self)
+            k += 8
+        }
+        while k < cols { yr[k] = expNonPositive(xr[k] - m); k += 1 }
+        let inv = Float(1 / rowSum(yr, cols))
+        for k in 0..<cols { yr[k] *= inv }
+    }
+}
+
 /// exp(x) for x <= 0 (softmax after subtracting the max), branch-free so loops vectorise; Cephes `expf` reduction
 /// x = n ln2 + r, |r| <= ln2 / 2, degree-6 polynomial for e^r, 2^n through the exponent bits. Relative error about
 /// 2e-7 (a couple of ulps, like the vectorised Sleef exp PyTorch uses). Inputs below -87.3 give ~1e-38, not 0.
@@ -86,6 +100,26 @@ func expNonPositive(_ x: Float) -> Float {
     p = p * r + 5.0000001201e-1
     let e = p * r * r + r + 1
     return e * Float(bitPattern: (t.bitPattern &+ (127 &- 0x4B40_0000)) << 23)
+}
+
+/// `expNonPositive` on 8 lanes, the same operations in the same order (so lanes equal the scalar results).
+@inline(__always)
+func expNonPositive(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    var v = x
+    v.replace(with: -87.3, where: v .< -87.3)
+    v.replace(with: 0, where: v .> 0)
+    let t = v * 1.44269504088896341 + 12582912
+    let n = t - 12582912
+    let r = v - n * 0.693359375 + n * 2.12194440e-4
+    var p = SIMD8<Float>(repeating: 1.9875691500e-4)
+    p = p * r + 1.3981999507e-3
+    p = p * r + 8.3334519073e-3
+    p = p * r + 4.1665795894e-2
+    p = p * r + 1.6666665459e-1
+    p = p * r + 5.0000001201e-1
+    let e = p * r * r + r + 1
+    let bits = (unsafeBitCast(t, to: SIMD8<Int32>.self) &+ (127 &- 0x4B40_0000)) &<< 23
+    return e * unsafeBitCast(bits, to: SIMD8<Float>.self)
 }
 
 /// max_i p[i] for i < n (n >= 1), 8 lanes at a time with mask selects (vectorises, unlike `Swift.max`).
