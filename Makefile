@@ -18,11 +18,9 @@ build: deps
 	swift build -c release $(SWIFT_FLAGS)
 
 # Unit tests (XCTest, release build: the numeric tests run on optimised code), then the multi-rank tests on 2 and
-# 4 ranks under mpirun.
+# 4 ranks under mpirun (scripts/run-tests.sh).
 test: deps
-	swift build -c release --build-tests $(SWIFT_FLAGS)
-	swift test -c release --skip-build
-	scripts/test-multirank.sh $(RELEASE)/adaptir-distPackageTests.xctest
+	SWIFT_FLAGS="$(SWIFT_FLAGS)" scripts/run-tests.sh
 
 # Until the trainer lands this is the operator benchmark on one thread (issue #2); issue #5 replaces it.
 run: build

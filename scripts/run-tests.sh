@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite (what `make test` and CI run): the XCTest unit tests of a release build, then the
+# multi-rank tests under mpirun on 2 and 4 ranks. Ends with one summary line "tests: N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .build
+log=.build/unit-tests.log
+
+swift build -c release --build-tests ${SWIFT_FLAGS:-} || { echo "tests: 0 passed, 1 failed (build)"; exit 1; }
+
+# XCTest only: there are no Swift Testing tests, and its "0 tests" closing line would read as an empty run.
+swift test -c release --skip-build --disable-swift-testing 2>&1 | tee "$log"
+unit_rc=${PIPESTATUS[0]}
+summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1)
+unit_total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
+unit_failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")
+unit_total=${unit_total:-0}; unit_failed=${unit_failed:-0}
+if [ "$unit_rc" -ne 0 ] && [ "$unit_failed" -eq 0 ]; then unit_failed=1; fi  # crashed before its summary
+
+multi_failed=0
+scripts/test-multirank.sh .build/release/adaptir-distPackageTests.xctest || multi_failed=1
+multi_runs=$(wc -w <<<"${MULTIRANK_RANKS:-2 4}")
+
+passed=$((unit_total - unit_failed + multi_runs - multi_failed))
+failed=$((unit_failed + multi_failed))
+echo "unit tests: $((unit_total - unit_failed)) passed, $unit_failed failed"
+echo "multi-rank runs (mpirun -n ${MULTIRANK_RANKS:-2 4}): $((multi_runs - multi_failed)) passed, $multi_failed failed"
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
