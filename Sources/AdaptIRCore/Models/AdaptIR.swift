@@ -102,13 +102,14 @@ struct LocalInteraction {
 }
 
 /// FAM: X = rfft2_ortho(x); Mag = a_c |X| + b_c; Pha = p_c angle(X) + q_c; g = |irfft2_ortho(Mag e^{i Pha})|.
-struct FrequencyAffine {
+public struct FrequencyAffine {
     let ampW, ampB, phaW, phaB: Tensor
-    init(_ store: ParameterStore, _ p: String) {
+    /// The FAM of the AdaptIR module whose state_dict prefix is `p` (e.g. `body.encoder.layers.0.adaptir`).
+    public init(_ store: ParameterStore, _ p: String) {
         ampW = store["\(p).amp_fuse.weight"]; ampB = store["\(p).amp_fuse.bias"]
         phaW = store["\(p).pha_fuse.weight"]; phaB = store["\(p).pha_fuse.bias"]
     }
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor) -> Tensor {
         let c = x.shape[1], hh = x.shape[2], ww = x.shape[3]
         let spectrum = rfft2(x)                                                  // [N, h, H, W/2+1, 2]
         // Depthwise 1x1 convs = per-channel scale and shift, broadcast as [h, 1, 1].

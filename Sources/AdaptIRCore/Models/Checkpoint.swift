@@ -29,6 +29,15 @@ public struct CheckpointMetadata: Sendable, Equatable {
     /// Task index the file was trained for (-1: multi-task pre-training or unknown).
     public var task: Int
     public var step: Int
+
+    public init(formatVersion: Int, preset: String, method: String, part: String, task: Int, step: Int) {
+        self.formatVersion = formatVersion
+        self.preset = preset
+        self.method = method
+        self.part = part
+        self.task = task
+        self.step = step
+    }
 }
 
 /// Model checkpoints in HDF5: one float32 dataset per tensor at the file's root, named by its PyTorch state_dict key
