@@ -23,11 +23,11 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
-        .systemLibrary(name: "CAlloc"),
+        .systemLibrary(name: "CRuntime"),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .target(
             name: "AdaptIRCore",
-            dependencies: ["CMPI", "CBLAS", "CFFTW", "CHDF5", "CPNG", "CAlloc"],
+            dependencies: ["CMPI", "CBLAS", "CFFTW", "CHDF5", "CPNG", "CRuntime"],
             swiftSettings: hotLoopFlags
         ),
         .executableTarget(

@@ -40,10 +40,12 @@ struct Inspect: ParsableCommand {
 
     private func printTable(_ rows: [(String, [Int], String)]) {
         let width = rows.map(\.0.count).max() ?? 10
-        var params = 0, trainable = 0, buffers = 0
+        var backbone = 0, adapter = 0, trainable = 0, buffers = 0
         for (key, shape, role) in rows {
             let n = shape.product
-            if role == ParameterRole.buffer.rawValue { buffers += n } else { params += n }
+            if role == ParameterRole.buffer.rawValue { buffers += n }
+            else if key.contains(".adaptir.") { adapter += n }
+            else { backbone += n }
             if role == "trainable" { trainable += n }
             if !summary {
                 print(key.padding(toLength: width + 2, withPad: " ", startingAt: 0)
@@ -51,10 +53,12 @@ struct Inspect: ParsableCommand {
                       + String(n).leftPadded(12) + "  " + role)
             }
         }
+        func pct(_ a: Int, _ b: Int) -> String { String(format: "%.3f%%", 100 * Double(a) / Double(max(b, 1))) }
         print("tensors: \(rows.count)")
-        print("parameters: \(params.grouped)")
-        print("trainable: \(trainable.grouped) (\(String(format: "%.3f", 100 * Double(trainable) / Double(max(params, 1))))%)")
-        print("buffer values: \(buffers.grouped)")
+        print("backbone parameters: \(backbone.grouped)")
+        print("adapter parameters: \(adapter.grouped)")
+        print("trainable parameters: \(trainable.grouped) (\(pct(trainable, backbone)) of the backbone, \(pct(trainable, backbone + adapter)) of all)")
+        print("buffer values (running statistics, ids): \(buffers.grouped)")
     }
 }
 

@@ -37,3 +37,27 @@ final class LinearTests: XCTestCase {
         XCTAssertNotNil(x.grad)
     }
 }
+
+final class LinearReLUTests: XCTestCase {
+    func testEqualsLinearThenReLU() {
+        var rng = TestRNG(seed: 21)
+        let x = rng.tensor([4, 5]), w = rng.tensor([6, 5]), b = rng.tensor([6])
+        XCTAssertEqual(linearReLU(x, w, b).toArray(), relu(linear(x, w, b)).toArray())
+        XCTAssertEqual(linearReLU(x, w).toArray(), relu(linear(x, w)).toArray())
+    }
+
+    func testGradients() {
+        var rng = TestRNG(seed: 22)
+        checkGradients([rng.tensor([3, 5]), rng.tensor([4, 5]), rng.tensor([4])]) { linearReLU($0[0], $0[1], $0[2]) }
+        checkGradients([rng.tensor([2, 3, 5]), rng.tensor([4, 5])]) { linearReLU($0[0], $0[1]) }
+    }
+
+    func testGradientIsZeroWhereTheOutputIsZero() {
+        // Pre-activation exactly 0 (x = 0, b = 0): no gradient, as PyTorch's ReLU.
+        let x = Tensor(zeros: [1, 2]).requiringGrad(), w = Tensor(shape: [1, 2], [1, 1]).requiringGrad()
+        let b = Tensor(zeros: [1]).requiringGrad()
+        linearReLU(x, w, b).backward(seed: Tensor(shape: [1, 1], [1]))
+        XCTAssertEqual(x.grad!.toArray(), [0, 0])
+        XCTAssertEqual(b.grad!.toArray(), [0])
+    }
+}

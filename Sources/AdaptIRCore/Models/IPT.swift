@@ -77,7 +77,7 @@ public final class IPT {
         let queryPos = reshape(select(store["body.query_embed.weight"], index: t), [l, d])
         var y = x
         for layer in decoder { y = layer(y, memory: x, queryPos: queryPos, hooks: hooks) }
-        let m = linear(relu(linear(y, store["body.mlp_head.0.weight"], store["body.mlp_head.0.bias"])),
+        let m = linear(linearReLU(y, store["body.mlp_head.0.weight"], store["body.mlp_head.0.bias"]),
                        store["body.mlp_head.3.weight"], store["body.mlp_head.3.bias"])
         y = m + y
         return fold(y, channels: preset.nFeats, height: preset.patchSize, width: preset.patchSize, patch: preset.patchDim)

@@ -34,6 +34,9 @@ public enum Projection: Sendable, Equatable {
 /// - VPT: `layerInput` / `layerOutput` (prepend prompt tokens, drop them again);
 /// - sequential adapters: `afterMLP`.
 public protocol LayerHooks: AnyObject {
+    /// Whether `afterProjection` may change a projection's output. When false (AdaptIR, VPT, AdaptFormer), the
+    /// layers may fuse a projection with what follows it (the FFN's bias and ReLU).
+    var adaptsProjections: Bool { get }
     /// Tokens (N, L, d) entering the layer.
     func layerInput(_ x: Tensor, at site: LayerSite) -> Tensor
     /// Tokens leaving the layer.
@@ -50,6 +53,7 @@ public protocol LayerHooks: AnyObject {
 }
 
 extension LayerHooks {
+    public var adaptsProjections: Bool { false }
     public func layerInput(_ x: Tensor, at site: LayerSite) -> Tensor { x }
     public func layerOutput(_ x: Tensor, at site: LayerSite) -> Tensor { x }
     public func afterNorm(_ s: Tensor, index: Int, at site: LayerSite) -> Tensor { s }

@@ -36,9 +36,12 @@ struct FeedForwardWeights {
     }
 
     func callAsFunction(_ s: Tensor, hooks: LayerHooks?, site: LayerSite) -> Tensor {
-        var h = linear(s, w1, b1)
-        if let hooks { h = hooks.afterProjection(h, input: s, projection: .mlpHidden, at: site) }
-        let a = relu(h)
+        let a: Tensor
+        if let hooks, hooks.adaptsProjections {
+            a = relu(hooks.afterProjection(linear(s, w1, b1), input: s, projection: .mlpHidden, at: site))
+        } else {
+            a = linearReLU(s, w1, b1)
+        }
         let y = linear(a, w2, b2)
         return hooks?.afterProjection(y, input: a, projection: .mlpOutput, at: site) ?? y
     }

@@ -67,26 +67,73 @@ func softmaxRows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, ro
     for o in 0..<rows {
         let xr = x + o * cols, yr = y + o * cols
         let m = rowMax(xr, cols)
-        var k = 0
-        // Explicit 8 lanes: the scalar loop does not vectorise (x and y may alias).
-        let mv = SIMD8<Float>(repeating: m)
-        while k + 8 <= cols {
-            let v = UnsafeRawPointer(xr + k).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(yr + k).storeBytes(of: expNonPositive(v - mv), as: SIMD8<Float>.self)
-            k += 8
-        }
-        while k < cols { yr[k] = expNonPositive(xr[k] - m); k += 1 }
-        let inv = Float(1 / rowSum(yr, cols))
+        let sum = expShifted(xr, yr, cols, m)
+        let inv = Float(1 / sum)
         for k in 0..<cols { yr[k] *= inv }
     }
 }
 
+/// y[k] = expNonPositive(x[k] - m) for k < n; returns the sum of the y; x and y may alias. Two independent
+/// 8-lane vectors per iteration: the exp's polynomial is a chain of dependent operations, so one vector at a time
+/// would wait on latency (two in flight measured faster than one or four, which spills registers).
+@inline(__always)
+func expShifted(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ m: Float) -> Double {
+    typealias V = SIMD8<Float>
+    let mv = V(repeating: m)
+    var acc0 = V(repeating: 0), acc1 = V(repeating: 0), acc2 = V(repeating: 0), acc3 = V(repeating: 0)
+    var k = 0
+    let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y)
+    while k + 16 <= n {
+        let e0 = exp8(xr.loadUnaligned(fromByteOffset: k * 4, as: V.self) - mv)
+        let e1 = exp8(xr.loadUnaligned(fromByteOffset: k * 4 + 32, as: V.self) - mv)
+        yr.storeBytes(of: e0, toByteOffset: k * 4, as: V.self)
+        yr.storeBytes(of: e1, toByteOffset: k * 4 + 32, as: V.self)
+        acc0 += e0; acc1 += e1
+        k += 16
+    }
+    while k + 8 <= n {
+        let e = exp8(xr.loadUnaligned(fromByteOffset: k * 4, as: V.self) - mv)
+        yr.storeBytes(of: e, toByteOffset: k * 4, as: V.self)
+        acc0 += e
+        k += 8
+    }
+    var total = Double(((acc0 + acc1) + (acc2 + acc3)).sum())
+    while k < n { let e = expNonPositive(x[k] - m); y[k] = e; total += Double(e); k += 1 }
+    return total
+}
+
+/// `expNonPositive` on 8 lanes, with fused multiply-adds (a lane may differ from the scalar result by an ulp).
+@_transparent
+func exp8(_ d: SIMD8<Float>) -> SIMD8<Float> {
+    typealias V = SIMD8<Float>
+    let underflow = d .< -80
+    var v = d
+    v.replace(with: -80, where: underflow)
+    v.replace(with: 0, where: v .> 0)
+    let t = V(repeating: 12582912).addingProduct(v, V(repeating: 1.44269504088896341))
+    let nn = t - 12582912
+    let r = v.addingProduct(nn, V(repeating: -0.693359375)).addingProduct(nn, V(repeating: 2.12194440e-4))
+    var p = V(repeating: 1.3981999507e-3).addingProduct(V(repeating: 1.9875691500e-4), r)
+    p = V(repeating: 8.3334519073e-3).addingProduct(p, r)
+    p = V(repeating: 4.1665795894e-2).addingProduct(p, r)
+    p = V(repeating: 1.6666665459e-1).addingProduct(p, r)
+    p = V(repeating: 5.0000001201e-1).addingProduct(p, r)
+    let e = (r + 1).addingProduct(p, r * r)
+    let bits = (unsafeBitCast(t, to: SIMD8<Int32>.self) &+ (127 &- 0x4B40_0000)) &<< 23
+    var out = e * unsafeBitCast(bits, to: V.self)
+    out.replace(with: 0, where: underflow)
+    return out
+}
+
 /// exp(x) for x <= 0 (softmax after subtracting the max), branch-free so loops vectorise; Cephes `expf` reduction
 /// x = n ln2 + r, |r| <= ln2 / 2, degree-6 polynomial for e^r, 2^n through the exponent bits. Relative error about
-/// 2e-7 (a couple of ulps, like the vectorised Sleef exp PyTorch uses). Inputs below -87.3 give ~1e-38, not 0.
+/// 2e-7 (a couple of ulps, like the vectorised Sleef exp PyTorch uses). Inputs below -80 give exactly 0: a softmax
+/// row (sum between 1 and its length) of up to 1,500 entries (IPT's have 256) then never holds a denormal
+/// probability (e^-80 / 1500 > 1.2e-38), which would slow every later product with it down by an order of magnitude.
 @inline(__always)
 func expNonPositive(_ x: Float) -> Float {
-    var v = x < -87.3 ? -87.3 : x
+    let underflow = x < -80
+    var v = underflow ? -80 : x
     v = v > 0 ? 0 : v
     // Round to nearest by the 1.5 * 2^23 trick: t's low mantissa bits hold the integer n (no trapping conversion).
     let t = v * 1.44269504088896341 + 12582912
@@ -99,27 +146,7 @@ func expNonPositive(_ x: Float) -> Float {
     p = p * r + 1.6666665459e-1
     p = p * r + 5.0000001201e-1
     let e = p * r * r + r + 1
-    return e * Float(bitPattern: (t.bitPattern &+ (127 &- 0x4B40_0000)) << 23)
-}
-
-/// `expNonPositive` on 8 lanes, the same operations in the same order (so lanes equal the scalar results).
-@inline(__always)
-func expNonPositive(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    var v = x
-    v.replace(with: -87.3, where: v .< -87.3)
-    v.replace(with: 0, where: v .> 0)
-    let t = v * 1.44269504088896341 + 12582912
-    let n = t - 12582912
-    let r = v - n * 0.693359375 + n * 2.12194440e-4
-    var p = SIMD8<Float>(repeating: 1.9875691500e-4)
-    p = p * r + 1.3981999507e-3
-    p = p * r + 8.3334519073e-3
-    p = p * r + 4.1665795894e-2
-    p = p * r + 1.6666665459e-1
-    p = p * r + 5.0000001201e-1
-    let e = p * r * r + r + 1
-    let bits = (unsafeBitCast(t, to: SIMD8<Int32>.self) &+ (127 &- 0x4B40_0000)) &<< 23
-    return e * unsafeBitCast(bits, to: SIMD8<Float>.self)
+    return underflow ? 0 : e * Float(bitPattern: (t.bitPattern &+ (127 &- 0x4B40_0000)) << 23)
 }
 
 /// max_i p[i] for i < n (n >= 1), 8 lanes at a time with mask selects (vectorises, unlike `Swift.max`).

@@ -16,9 +16,15 @@ public enum BLAS {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
+        let t0 = profile != nil ? monotonicSeconds() : 0
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        if let profile { profile.add(transA: transA, transB: transB, m: m, n: n, k: k, seconds: monotonicSeconds() - t0) }
     }
+
+    /// When set, every `gemm` call is timed by shape (`bench model --profile`). Not thread-safe: set it only in
+    /// single-threaded benchmarks.
+    nonisolated(unsafe) public static var profile: GemmProfile?
 
     /// `batch` independent GEMMs whose operands start `strideA`, `strideB`, `strideC` floats apart
     /// (attention: one per sample and head). OpenBLAS 0.3.21 has no batched call, so this loops.
@@ -51,5 +57,29 @@ public enum BLAS {
     public static var config: String {
         guard let p = openblas_get_config() else { return "unknown" }
         return String(cString: p)
+    }
+}
+
+/// Time and FLOPs of sgemm calls grouped by (transposes, m, n, k).
+public final class GemmProfile: @unchecked Sendable {
+    public struct Entry { public var calls = 0; public var seconds = 0.0; public var flops = 0.0 }
+    public private(set) var entries: [String: Entry] = [:]
+
+    public init() {}
+
+    func add(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, seconds: Double) {
+        let key = "\(transA ? "T" : "N")\(transB ? "T" : "N") \(m)x\(n)x\(k)"
+        var e = entries[key] ?? Entry()
+        e.calls += 1
+        e.seconds += seconds
+        e.flops += 2 * Double(m) * Double(n) * Double(k)
+        entries[key] = e
+    }
+
+    /// Lines "shape calls seconds GFLOP/s", most time first.
+    public func report(top: Int = 25) -> [String] {
+        entries.sorted { $0.value.seconds > $1.value.seconds }.prefix(top).map { key, e in
+            "\(key.padding(toLength: 24, withPad: " ", startingAt: 0)) \(String(format: "%6d calls %8.3f s %7.1f GFLOP/s", e.calls, e.seconds, e.flops / e.seconds / 1e9))"
+        }
     }
 }

@@ -1,4 +1,4 @@
-import CAlloc
+import CRuntime
 import Foundation
 
 /// Owned, 64-byte aligned Float memory. Tensors are views into a buffer (whole or a slice), so a parameter store
@@ -25,7 +25,8 @@ public final class Buffer: @unchecked Sendable {
     /// 32 MB by default) with fresh mmaps, so every op output would page-fault and be zeroed by the kernel again
     /// (measured: +50% on attention). Keeping large blocks in the heap lets freed activations be reused.
     private static let allocatorTuned: Bool = {
-        swalloc_keep_large_blocks(1 << 30) != 0
+        Runtime.flushDenormalsOnThisThread()
+        return swrt_keep_large_blocks(1 << 30) != 0
     }()
 }
 
@@ -188,4 +189,13 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
 extension Array where Element == Int {
     /// Number of elements of a tensor with this shape.
     public var product: Int { reduce(1, *) }
+}
+
+/// Process and thread settings for numeric work.
+public enum Runtime {
+    /// Flush denormal floats to zero on the calling thread (MXCSR FTZ and DAZ, like `torch.set_flush_denormal`).
+    /// A peaked attention softmax and its gradients otherwise produce values below 1.2e-38 that slow sgemm down
+    /// by 10-50x (measured: 2-3 GFLOP/s on attention products instead of 100). The first tensor allocation does
+    /// this for its thread; threads that compute must call it too. Values below 1.2e-38 become 0.
+    public static func flushDenormalsOnThisThread() { _ = swrt_flush_denormals() }
 }

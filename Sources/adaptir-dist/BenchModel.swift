@@ -1,0 +1,111 @@
+import AdaptIRCore
+import ArgumentParser
+import Foundation
+
+/// `adaptir-dist bench model`: forward and adapter-only backward of the whole model on a batch of 48x48 patches.
+struct BenchModel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "Seconds per patch, GFLOP/s and peak memory of the model's forward and adapter-only backward.")
+
+    @Option(help: "Model preset: \(Preset.all.map(\.name).joined(separator: ", ")).")
+    var preset: String = "ipt"
+
+    @Option(help: "Patches per batch.")
+    var batch: Int = 4
+
+    @Option(help: "Task index (0 SR x2, 1 SR x3, 2 SR x4 and the hybrid tasks, 3 derain, 4 denoise 30, 5 denoise 50).")
+    var task: Int = 2
+
+    @Option(help: "OpenBLAS threads (0: OpenBLAS's default).")
+    var threads: Int = 1
+
+    @Option(help: "Timed repetitions (the best is reported, after one warm-up).")
+    var repeats: Int = 2
+
+    @Flag(help: "Also time every sgemm call by shape and print the slowest shapes.")
+    var profile = false
+
+    func validate() throws {
+        guard Preset.named(preset) != nil else {
+            throw ValidationError("--preset: unknown preset '\(preset)' (known: \(Preset.all.map(\.name).joined(separator: ", ")))")
+        }
+        guard batch >= 2 else { throw ValidationError("--batch must be >= 2 (batch norm needs a batch), got \(batch)") }
+        guard (0..<6).contains(task) else { throw ValidationError("--task must be in 0...5, got \(task)") }
+        guard threads >= 0 else { throw ValidationError("--threads must be >= 0, got \(threads)") }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be >= 1, got \(repeats)") }
+    }
+
+    func run() throws {
+        if threads > 0 { BLAS.threads = threads }
+        let p = Preset.named(preset)!
+        let t0 = monotonicSeconds()
+        let model = AdaptedIPT(preset: p, method: .adaptir, seed: 1)
+        let buildSeconds = monotonicSeconds() - t0
+        print("preset \(p), task \(task) (x\(p.scales[task])), batch \(batch) patches of 48x48")
+        print("OpenBLAS core: \(BLAS.coreName), threads: \(BLAS.threads); model built in \(String(format: "%.1f", buildSeconds)) s")
+        // The adapter's up-projection starts at 0, which would leave every adapter gradient but its own at 0:
+        // perturb the trainable weights so the backward does its full work.
+        var rng = SplitMix64(seed: 7)
+        let w = model.store.trainable.base
+        for i in 0..<model.store.trainableCount { w[i] += 0.01 * rng.uniform(1) }
+
+        var sr = SplitMix(seed: 3)
+        let x = sr.tensor([batch, 3, 48, 48])
+        let s = p.scales[task]
+        let target = sr.tensor([batch, 3, 48 * s, 48 * s])
+        let cost = ModelCost(preset: p, task: task)
+
+        // Raw sgemm at the body's main shape, measured in this process beside the model.
+        let (gm, gn, gk) = (2048, 576, 576)
+        let a = sr.tensor([gm, gk]), b = sr.tensor([gn, gk]), c = Tensor(zeros: [gm, gn])
+        let tg = bestTime(minSeconds: 0.5) {
+            BLAS.gemm(transA: false, transB: true, m: gm, n: gn, k: gk, a: a.data, lda: gk, b: b.data, ldb: gk, c: c.data, ldc: gn)
+        }
+        let sgemmRate = 2.0 * Double(gm * gn * gk) / tg / 1e9
+
+        if profile { BLAS.profile = GemmProfile() }
+        model.training = false
+        let tInfer = bestOf(repeats) { _ = Autograd.withoutGrad { model(x, task: task) } }
+        model.training = true
+        var tFwd = Double.infinity, tBwd = Double.infinity
+        for _ in 0...repeats {  // the first run warms up
+            model.store.zeroGrad()
+            let f0 = monotonicSeconds()
+            let loss = l1Loss(model(x, task: task), target)
+            let f1 = monotonicSeconds()
+            loss.backward()
+            let f2 = monotonicSeconds()
+            tFwd = min(tFwd, f1 - f0); tBwd = min(tBwd, f2 - f1)
+        }
+        let n = Double(batch)
+        func row(_ name: String, _ seconds: Double, _ flops: Double) {
+            let rate = flops * n / seconds / 1e9
+            print(name.padding(toLength: 34, withPad: " ", startingAt: 0)
+                  + String(format: "%9.3f s/patch %9.1f GFLOP/s %6.0f%% of sgemm", seconds / n, rate, 100 * rate / sgemmRate))
+        }
+        print(String(format: "FLOPs per patch (analytic): forward %.2f G, adapter-only backward %.2f G", cost.forward / 1e9, cost.adapterBackward / 1e9))
+        print(String(format: "sgemm 2048x576x576 beside it: %.1f GFLOP/s", sgemmRate))
+        row("forward (inference, eval mode)", tInfer, cost.forward)
+        row("forward (training, graph kept)", tFwd, cost.forward)
+        row("backward (adapter only)", tBwd, cost.adapterBackward)
+        row("training step (forward+backward)", tFwd + tBwd, cost.forward + cost.adapterBackward)
+        if let prof = BLAS.profile {
+            print("sgemm by shape (all runs):")
+            for line in prof.report() { print("  " + line) }
+            BLAS.profile = nil
+        }
+        print(String(format: "peak resident memory: %.2f GiB", Double(peakResidentBytes()) / 1073741824))
+    }
+
+    private func bestOf(_ k: Int, _ body: () -> Void) -> Double {
+        body()
+        var best = Double.infinity
+        for _ in 0..<k {
+            let t = monotonicSeconds()
+            body()
+            best = min(best, monotonicSeconds() - t)
+        }
+        return best
+    }
+}
