@@ -23,11 +23,12 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "CRuntime"),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .target(
             name: "AdaptIRCore",
-            dependencies: ["CMPI", "CBLAS", "CFFTW", "CHDF5", "CPNG", "CRuntime"],
+            dependencies: ["CMPI", "CBLAS", "CFFTW", "CHDF5", "CPNG", "CJPEG", "CRuntime"],
             swiftSettings: hotLoopFlags
         ),
         .executableTarget(

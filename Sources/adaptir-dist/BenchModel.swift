@@ -12,7 +12,7 @@ struct BenchModel: ParsableCommand {
     var preset: String = "ipt"
 
     @Option(help: "Patches per batch.")
-    var batch: Int = 4
+    var batch: Int = 8
 
     @Option(help: "Task index (0 SR x2, 1 SR x3, 2 SR x4 and the hybrid tasks, 3 derain, 4 denoise 30, 5 denoise 50).")
     var task: Int = 2
