@@ -4,7 +4,7 @@
 # Usage: scripts/test-multirank.sh [path/to/adaptir-distPackageTests.xctest]
 #   bundle : first argument, or $TEST_BUNDLE, default .build/debug/adaptir-distPackageTests.xctest
 #            (build it first with `swift build --build-tests`)
-#   env    : MULTIRANK_FILTER  XCTest filter (default AdaptIRCoreTests.MultiRankTests)
+#   env    : MULTIRANK_FILTER  XCTest filter, comma-separated (default: MultiRankTests and TrainerMultiRankTests)
 #            MULTIRANK_TIMEOUT seconds per run before it is killed (default 300)
 #            MULTIRANK_RANKS   rank counts to run (default "2 4")
 #            MULTIRANK_LOGDIR  where full logs go (default .build/multirank-logs)
@@ -12,7 +12,7 @@ set -u
 cd "$(dirname "$0")/.."
 
 bundle="${1:-${TEST_BUNDLE:-.build/debug/adaptir-distPackageTests.xctest}}"
-filter="${MULTIRANK_FILTER:-AdaptIRCoreTests.MultiRankTests}"
+filter="${MULTIRANK_FILTER:-AdaptIRCoreTests.MultiRankTests,AdaptIRCoreTests.TrainerMultiRankTests}"
 limit="${MULTIRANK_TIMEOUT:-300}"
 ranks="${MULTIRANK_RANKS:-2 4}"
 logdir="${MULTIRANK_LOGDIR:-.build/multirank-logs}"
@@ -41,10 +41,12 @@ for n in $ranks; do
     rc=$?
     secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
 
-    grep -E '^MultiRankTests: rank ' "$log" || true
+    grep -E '^(Trainer)?MultiRankTests: rank ' "$log" || true
     ok=$(grep -cE "^MultiRankTests: rank [0-9]+ of $n ok" "$log")
     bad=$(grep -cE '^MultiRankTests: rank [0-9]+ of [0-9]+ FAILED' "$log")
     seen=$(grep -oE "^MultiRankTests: rank [0-9]+ of $n ok" "$log" | awk '{print $3}' | sort -u | wc -l)
+    trainer_seen=$(grep -oE "^TrainerMultiRankTests: rank [0-9]+ of $n ok" "$log" | awk '{print $3}' | sort -u | wc -l)
+    case "$filter" in *TrainerMultiRankTests*) ;; *) trainer_seen=$n ;; esac
 
     verdict=PASS
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
@@ -53,8 +55,8 @@ for n in $ranks; do
         verdict="FAIL (mpirun exit $rc)"
     elif [ "$bad" -ne 0 ]; then
         verdict="FAIL ($bad failed checks)"
-    elif [ "$seen" -ne "$n" ]; then
-        verdict="FAIL (ok lines from only $seen of $n ranks)"
+    elif [ "$seen" -ne "$n" ] || [ "$trainer_seen" -ne "$n" ]; then
+        verdict="FAIL (ok lines from only $seen (trainer: $trainer_seen) of $n ranks)"
     fi
     if [ "$verdict" != PASS ]; then
         status=1

@@ -3,6 +3,7 @@
 // OpenMPI's handles are casts of addresses of globals, which Swift cannot import: expose them as accessors.
 static inline MPI_Comm     swmpi_comm_world(void) { return MPI_COMM_WORLD; }
 static inline MPI_Comm     swmpi_comm_null(void)  { return MPI_COMM_NULL; }
+static inline MPI_Comm     swmpi_comm_self(void)  { return MPI_COMM_SELF; }
 static inline MPI_Datatype swmpi_float(void)      { return MPI_FLOAT; }
 static inline MPI_Datatype swmpi_double(void)     { return MPI_DOUBLE; }
 static inline MPI_Datatype swmpi_int64(void)      { return MPI_INT64_T; }

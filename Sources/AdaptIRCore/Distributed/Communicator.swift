@@ -34,7 +34,11 @@ public enum ReduceOp: Sendable { case sum, max, min }
 public final class Communicator: @unchecked Sendable {
     /// The world communicator. First access initialises MPI (once per process, `MPI_Init_thread` requesting
     /// `MPI_THREAD_SERIALIZED`; skipped if MPI is already initialised) and sets `MPI_ERRORS_RETURN`.
-    public static let world = Communicator()
+    public static let world = Communicator(solo: false)
+
+    /// This process alone (`MPI_COMM_SELF`, size 1): a reference run inside a multi-rank job, or work that must
+    /// not involve the other ranks.
+    public static let solo = Communicator(solo: true)
 
     let comm: MPI_Comm
     /// This process's rank in 0..<size.
@@ -57,7 +61,7 @@ public final class Communicator: @unchecked Sendable {
     /// True on rank 0, the rank that logs and writes checkpoints.
     public var isRoot: Bool { rank == 0 }
 
-    private init() {
+    private init(solo: Bool) {
         var finalized: Int32 = 0
         MPI_Finalized(&finalized)
         precondition(finalized == 0, "Communicator.world: MPI was already finalized in this process")
@@ -71,7 +75,7 @@ public final class Communicator: @unchecked Sendable {
             MPI_Query_thread(&provided)
         }
         threadLevel = provided
-        comm = swmpi_comm_world()
+        comm = solo ? swmpi_comm_self() : swmpi_comm_world()
         MPI_Comm_set_errhandler(comm, swmpi_errors_return())
         var r: Int32 = 0, s: Int32 = 0
         MPI_Comm_rank(comm, &r)
@@ -85,7 +89,9 @@ public final class Communicator: @unchecked Sendable {
         processorName = String(decoding: name.prefix(Int(len)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 
         let env = ProcessInfo.processInfo.environment
-        if let lr = env["OMPI_COMM_WORLD_LOCAL_RANK"].flatMap(Int.init),
+        if solo {
+            localRank = 0; localSize = 1
+        } else if let lr = env["OMPI_COMM_WORLD_LOCAL_RANK"].flatMap(Int.init),
            let ls = env["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) {
             localRank = lr; localSize = ls
         } else if let lr = env["MPI_LOCALRANKID"].flatMap(Int.init),

@@ -1,0 +1,143 @@
+import Foundation
+import XCTest
+import AdaptIRCore
+
+/// Deterministic synthetic samples keyed by their global index, so every rank count sees the same data.
+enum SyntheticSamples {
+    static func sample(_ index: Int, scale: Int) -> (lq: [Float], gt: [Float]) {
+        var rng = SplitMix64(seed: 1000 + UInt64(index))
+        let side = 48 * scale
+        let gt = (0..<(3 * side * side)).map { _ in rng.unitFloat() }
+        var lq = [Float](repeating: 0, count: 3 * 48 * 48)
+        for c in 0..<3 { for y in 0..<48 { for x in 0..<48 {
+            lq[(c * 48 + y) * 48 + x] = gt[(c * side + y * scale) * side + x * scale] * 0.8 + 0.1 * rng.unitFloat()
+        } } }
+        return (lq, gt)
+    }
+
+    /// The samples `indices`, stacked.
+    static func batch(_ indices: [Int], scale: Int) -> (Tensor, Tensor) {
+        let side = 48 * scale
+        var lq: [Float] = [], gt: [Float] = []
+        for i in indices { let s = sample(i, scale: scale); lq += s.lq; gt += s.gt }
+        return (Tensor(shape: [indices.count, 3, 48, 48], lq), Tensor(shape: [indices.count, 3, side, side], gt))
+    }
+
+    /// Rank `rank` of `ranks` takes positions rank, rank + p, ... of global batch `step` (DistributedSampler order).
+    static func localIndices(step: Int, globalBatch: Int, rank: Int, ranks: Int) -> [Int] {
+        stride(from: rank, to: globalBatch, by: ranks).map { step * globalBatch + $0 }
+    }
+}
+
+func perturbedTinyModel(method: AdaptationMethod = .adaptir) -> AdaptedIPT {
+    let m = AdaptedIPT(preset: .tiny, method: method, seed: 3)
+    var rng = SplitMix64(seed: 77)
+    let w = m.store.trainable.base
+    for i in 0..<m.store.trainableCount { w[i] += 0.05 * rng.uniform(1) }
+    return m
+}
+
+/// Runs `steps` steps of `trainer` on the synthetic data.
+func runSteps(_ trainer: Trainer, steps: Int) throws -> [StepStats] {
+    let comm = trainer.comm
+    return try (0..<steps).map { _ in
+        let idx = SyntheticSamples.localIndices(step: trainer.step, globalBatch: trainer.globalBatch, rank: comm.rank, ranks: comm.size)
+        let (lq, gt) = SyntheticSamples.batch(idx, scale: trainer.model.preset.scales[trainer.task])
+        return try trainer.trainStep(lq: lq, gt: gt)
+    }
+}
+
+/// Data-parallel equivalence. Runs in `swift test` (1 rank) and under mpirun on 2 and 4 ranks
+/// (scripts/test-multirank.sh): p ranks with synchronised batch norm give the same weights as one rank with the
+/// same global batch, and the backbone never changes.
+final class TrainerMultiRankTests: XCTestCase {
+    func testRanksMatchOneRankWithTheSameGlobalBatch() throws {
+        let world = Communicator.world
+        let steps = 3, globalBatch = 4, task = 2
+        let distributed = perturbedTinyModel()
+        let backboneBefore = distributed.store.frozen.base.withMemoryRebound(to: UInt32.self, capacity: distributed.store.frozen.count) {
+            Array(UnsafeBufferPointer(start: $0, count: distributed.store.frozen.count))
+        }
+        let t = try Trainer(model: distributed, comm: world, task: task, globalBatch: globalBatch, totalSteps: steps)
+        try t.broadcastState()
+        let stats = try runSteps(t, steps: steps)
+        XCTAssertEqual(stats.map(\.floatsReduced), [Int](repeating: distributed.store.trainableCount, count: steps))
+
+        // Reference: this process alone, the whole global batch.
+        let reference = perturbedTinyModel()
+        let r = try Trainer(model: reference, comm: .solo, task: task, globalBatch: globalBatch, totalSteps: steps)
+        let refStats = try runSteps(r, steps: steps)
+
+        let a = UnsafeBufferPointer(start: distributed.store.trainable.base, count: distributed.store.trainableCount)
+        let b = UnsafeBufferPointer(start: reference.store.trainable.base, count: reference.store.trainableCount)
+        var maxDiff: Float = 0, scale: Float = 0
+        for i in 0..<a.count { maxDiff = max(maxDiff, abs(a[i] - b[i])); scale = max(scale, abs(b[i])) }
+        XCTAssertLessThanOrEqual(maxDiff / scale, 1e-5, "adapter weights after \(steps) steps on \(world.size) ranks vs 1")
+        for (x, y) in zip(stats, refStats) { XCTAssertEqual(x.loss, y.loss, accuracy: 1e-5 * max(1, abs(y.loss))) }
+        // Running statistics are synchronised too.
+        let ra = UnsafeBufferPointer(start: distributed.store.buffers.base, count: distributed.store.buffers.count)
+        let rb = UnsafeBufferPointer(start: reference.store.buffers.base, count: reference.store.buffers.count)
+        for i in 0..<ra.count { XCTAssertEqual(ra[i], rb[i], accuracy: 1e-4 * max(1, abs(rb[i]))) }
+
+        let backboneAfter = distributed.store.frozen.base.withMemoryRebound(to: UInt32.self, capacity: distributed.store.frozen.count) {
+            Array(UnsafeBufferPointer(start: $0, count: distributed.store.frozen.count))
+        }
+        XCTAssertTrue(backboneAfter == backboneBefore, "the frozen backbone changed")
+        print("TrainerMultiRankTests: rank \(world.rank) of \(world.size) ok (\(steps) steps, max weight diff \(maxDiff) vs 1 rank, \(stats[0].floatsReduced) floats reduced per step)")
+    }
+}
+
+final class TrainerTests: XCTestCase {
+    func testFloatsReducedEqualTrainableCountForFullFineTuning() throws {
+        let m = perturbedTinyModel(method: .full)
+        let t = try Trainer(model: m, comm: .solo, task: 4, globalBatch: 2, totalSteps: 1)
+        let s = try runSteps(t, steps: 1)[0]
+        let backbone = AdaptedIPT.parameterSpecs(preset: .tiny, method: .full).filter { $0.role == .backbone }.reduce(0) { $0 + $1.count }
+        XCTAssertEqual(s.floatsReduced, backbone)
+        XCTAssertEqual(s.bytesReduced, 4 * backbone)
+    }
+
+    /// Fitting one fixed batch: full fine-tuning moves the loss a lot; the tiny adapter (hidden width 2 on a random
+    /// backbone) moves it a little, but every step must lower it.
+    func testLossDecreasesOnAFixedBatch() throws {
+        for (method, steps) in [(AdaptationMethod.full, 20), (.adaptir, 10)] {
+            let t = try Trainer(model: perturbedTinyModel(method: method), comm: .solo, task: 4, globalBatch: 2,
+                                totalSteps: 1000, lr: 1e-3)
+            var losses: [Double] = []
+            for _ in 0..<steps {
+                let (lq, gt) = SyntheticSamples.batch([0, 1], scale: 1)
+                losses.append(try t.trainStep(lq: lq, gt: gt).loss)
+            }
+            XCTAssertTrue(zip(losses, losses.dropFirst()).allSatisfy { $1 < $0 }, "\(method): \(losses)")
+            if method == .full { XCTAssertLessThan(losses.last!, 0.8 * losses.first!, "\(losses)") }
+        }
+    }
+
+    func testNonFiniteLossStopsWithStepRankAndTensor() throws {
+        let m = perturbedTinyModel()
+        let t = try Trainer(model: m, comm: .solo, task: 4, globalBatch: 2, totalSteps: 2)
+        var (lq, gt) = SyntheticSamples.batch([0, 1], scale: 1)
+        _ = try t.trainStep(lq: lq, gt: gt)
+        (lq, gt) = SyntheticSamples.batch([2, 3], scale: 1)
+        gt[flat: 5] = .nan
+        XCTAssertThrowsError(try t.trainStep(lq: lq, gt: gt)) { error in
+            XCTAssertEqual("\(error)", "step 1: non-finite values on rank(s) 0 in rank 0: loss (nan)")
+        }
+    }
+
+    func testGlobalBatchMustDivideAmongRanks() {
+        XCTAssertThrowsError(try Trainer(model: perturbedTinyModel(), comm: .solo, task: 2, globalBatch: 0, totalSteps: 1))
+        XCTAssertThrowsError(try Trainer(model: AdaptedIPT(preset: .tiny, method: .frozen), comm: .solo, task: 2, globalBatch: 2, totalSteps: 1))
+    }
+
+    func testMultiStepScheduleHalvesAtTheRecipeFractions() {
+        let s = MultiStepLR(base: 1e-4, totalSteps: 100)
+        XCTAssertEqual(s.milestones, [50, 80, 90, 95])
+        XCTAssertEqual(s.rate(at: 0), 1e-4)
+        XCTAssertEqual(s.rate(at: 49), 1e-4)
+        XCTAssertEqual(s.rate(at: 50), 5e-5)
+        XCTAssertEqual(s.rate(at: 85), 2.5e-5)
+        XCTAssertEqual(s.rate(at: 94), 1.25e-5)
+        XCTAssertEqual(s.rate(at: 99), 6.25e-6)
+    }
+}
