@@ -141,3 +141,43 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(s.rate(at: 99), 6.25e-6)
     }
 }
+
+final class TrainingCheckpointTests: XCTestCase {
+    /// 2k steps straight equal k steps, a checkpoint, a fresh process state loaded from it, and k more steps.
+    func testResumeIsBitIdentical() throws {
+        let path = NSTemporaryDirectory() + "resume-\(UUID().uuidString).h5"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let k = 3
+        let straight = try Trainer(model: perturbedTinyModel(), comm: .solo, task: 2, globalBatch: 2, totalSteps: 2 * k)
+        _ = try runSteps(straight, steps: 2 * k)
+
+        let first = try Trainer(model: perturbedTinyModel(), comm: .solo, task: 2, globalBatch: 2, totalSteps: 2 * k)
+        _ = try runSteps(first, steps: k)
+        try TrainingCheckpoint.save(first, to: path, config: "steps: 6", dataSeed: 9)
+
+        // A new model whose adapter starts elsewhere: everything must come from the file.
+        let fresh = AdaptedIPT(preset: .tiny, method: .adaptir, seed: 3)
+        let resumed = try Trainer(model: fresh, comm: .solo, task: 2, globalBatch: 2, totalSteps: 2 * k)
+        let (config, seed) = try TrainingCheckpoint.load(path, into: resumed)
+        XCTAssertEqual(config, "steps: 6")
+        XCTAssertEqual(seed, 9)
+        XCTAssertEqual(resumed.step, k)
+        _ = try runSteps(resumed, steps: k)
+
+        func bits(_ b: Buffer) -> [UInt32] { (0..<b.count).map { b.base[$0].bitPattern } }
+        XCTAssertEqual(bits(resumed.model.store.trainable), bits(straight.model.store.trainable))
+        XCTAssertEqual(bits(resumed.model.store.buffers), bits(straight.model.store.buffers))
+        XCTAssertEqual(resumed.optimizer.expAvgSq.toArray(), straight.optimizer.expAvgSq.toArray())
+    }
+
+    func testResumeRefusesADifferentGlobalBatch() throws {
+        let path = NSTemporaryDirectory() + "batch-\(UUID().uuidString).h5"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let t = try Trainer(model: perturbedTinyModel(), comm: .solo, task: 2, globalBatch: 2, totalSteps: 2)
+        try TrainingCheckpoint.save(t, to: path)
+        let other = try Trainer(model: perturbedTinyModel(), comm: .solo, task: 2, globalBatch: 4, totalSteps: 2)
+        XCTAssertThrowsError(try TrainingCheckpoint.load(path, into: other)) { error in
+            XCTAssertTrue("\(error)".contains("global batch 2"), "\(error)")
+        }
+    }
+}
