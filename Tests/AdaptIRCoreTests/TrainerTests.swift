@@ -181,3 +181,47 @@ final class TrainingCheckpointTests: XCTestCase {
         }
     }
 }
+
+/// Synthetic data as a BatchSource (this rank's share of each global batch).
+final class SyntheticSource: BatchSource {
+    let trainer: Trainer
+    init(_ trainer: Trainer) { self.trainer = trainer }
+    func batch(forStep step: Int) throws -> (lq: Tensor, gt: Tensor) {
+        let idx = SyntheticSamples.localIndices(step: step, globalBatch: trainer.globalBatch, rank: trainer.comm.rank, ranks: trainer.comm.size)
+        return SyntheticSamples.batch(idx, scale: trainer.model.preset.scales[trainer.task])
+    }
+}
+
+final class TrainingRunTests: XCTestCase {
+    private func options(_ dir: String, steps: Int, every: Int) -> TrainingRunOptions {
+        TrainingRunOptions(steps: steps, checkpointEvery: every, outputDirectory: dir)
+    }
+
+    func testRunWritesCSVAndCheckpointsAndResumesToTheSameWeights() throws {
+        let dir = NSTemporaryDirectory() + "run-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Uninterrupted reference.
+        let straight = try Trainer(model: perturbedTinyModel(), comm: .solo, task: 2, globalBatch: 2, totalSteps: 4)
+        XCTAssertEqual(try TrainingRun(trainer: straight, source: SyntheticSource(straight), options: options(dir + "/a", steps: 4, every: 2)).run(), .finished)
+        let csv = try String(contentsOfFile: dir + "/a/train.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.first.map(String.init), TrainingRun.csvHeader)
+        XCTAssertEqual(csv.count, 5)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/a/checkpoint.h5"))
+
+        // Stopped by a request after step 2 (as SIGTERM would), then resumed from its checkpoint.
+        let first = try Trainer(model: perturbedTinyModel(), comm: .solo, task: 2, globalBatch: 2, totalSteps: 4)
+        var opts = options(dir + "/b", steps: 4, every: 0)
+        opts.onStep = { s in if s.step == 1 { StopRequest.shared.request() } }
+        XCTAssertEqual(try TrainingRun(trainer: first, source: SyntheticSource(first), options: opts).run(), .stopped(atStep: 2))
+        StopRequest.shared.reset()
+        let second = try Trainer(model: AdaptedIPT(preset: .tiny, method: .adaptir, seed: 3), comm: .solo, task: 2, globalBatch: 2, totalSteps: 4)
+        try TrainingCheckpoint.load(dir + "/b/checkpoint.h5", into: second)
+        XCTAssertEqual(second.step, 2)
+        XCTAssertEqual(try TrainingRun(trainer: second, source: SyntheticSource(second), options: options(dir + "/b", steps: 4, every: 0)).run(), .finished)
+        let a = (0..<straight.model.store.trainableCount).map { straight.model.store.trainable.base[$0].bitPattern }
+        let b = (0..<second.model.store.trainableCount).map { second.model.store.trainable.base[$0].bitPattern }
+        XCTAssertEqual(a, b)
+        let rows = try String(contentsOfFile: dir + "/b/train.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(rows.count, 5, "the resumed run appends to the CSV")
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+
+/// Where a rank's training batches come from: the local batch of a global step. Implementations must be
+/// deterministic in the step (resume replays the same data) and give every rank its own disjoint part.
+public protocol BatchSource: AnyObject {
+    func batch(forStep step: Int) throws -> (lq: Tensor, gt: Tensor)
+}
+
+/// SIGTERM / SIGINT request a clean stop: the current step finishes, a checkpoint is written, the run ends with
+/// success. The flag is agreed across ranks every step, so all ranks stop after the same step.
+public final class StopRequest: @unchecked Sendable {
+    public static let shared = StopRequest()
+    private let lock = NSLock()
+    private var requested = false
+    private var sources: [DispatchSourceSignal] = []
+
+    public var isRequested: Bool { lock.lock(); defer { lock.unlock() }; return requested }
+
+    public func request() { lock.lock(); requested = true; lock.unlock() }
+
+    /// Clears a handled request (tests run several stops in one process).
+    public func reset() { lock.lock(); requested = false; lock.unlock() }
+
+    /// Routes SIGTERM and SIGINT to `request()` instead of killing the process.
+    public func installSignalHandlers() {
+        lock.lock(); defer { lock.unlock() }
+        guard sources.isEmpty else { return }
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { [weak self] in self?.request() }
+            s.resume()
+            sources.append(s)
+        }
+    }
+}
+
+/// Options of a training run (what the CLI's flags and config file set).
+public struct TrainingRunOptions {
+    public var steps: Int
+    public var checkpointEvery: Int
+    /// Folder for checkpoints and the CSV log (rank 0 writes).
+    public var outputDirectory: String
+    /// The run's configuration text, stored in every checkpoint.
+    public var configText: String = ""
+    public var dataSeed: UInt64 = 0
+    /// Called on rank 0 after every step (progress bar, logs).
+    public var onStep: ((StepStats) -> Void)? = nil
+
+    public init(steps: Int, checkpointEvery: Int, outputDirectory: String) {
+        self.steps = steps
+        self.checkpointEvery = checkpointEvery
+        self.outputDirectory = outputDirectory
+    }
+
+    public var checkpointPath: String { (outputDirectory as NSString).appendingPathComponent("checkpoint.h5") }
+    public var csvPath: String { (outputDirectory as NSString).appendingPathComponent("train.csv") }
+}
+
+/// The training loop around `Trainer`: steps until `steps` (continuing from the trainer's step after a resume),
+/// agreed stop requests, rank-0 checkpoints every `checkpointEvery` steps and at the end, and a CSV of step, loss,
+/// lr, patches/s, forward/backward/allreduce/optimizer milliseconds and bytes reduced.
+public final class TrainingRun {
+    public let trainer: Trainer
+    public let source: BatchSource
+    public let options: TrainingRunOptions
+    /// Why the run ended.
+    public enum Outcome: Equatable { case finished, stopped(atStep: Int) }
+
+    public init(trainer: Trainer, source: BatchSource, options: TrainingRunOptions) {
+        self.trainer = trainer
+        self.source = source
+        self.options = options
+    }
+
+    public static let csvHeader = "step,loss,lr,patches_per_s,forward_ms,backward_ms,allreduce_ms,optimizer_ms,bytes_reduced"
+
+    public func run() throws -> Outcome {
+        let comm = trainer.comm
+        let root = comm.isRoot
+        var csv: FileHandle?
+        if root {
+            try FileManager.default.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
+            let path = options.csvPath
+            if trainer.step == 0 || !FileManager.default.fileExists(atPath: path) {
+                try Data((TrainingRun.csvHeader + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+            }
+            csv = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            try csv?.seekToEnd()
+        }
+        defer { try? csv?.close() }
+        while trainer.step < options.steps {
+            let t0 = monotonicSeconds()
+            let (lq, gt) = try source.batch(forStep: trainer.step)
+            let stats = try trainer.trainStep(lq: lq, gt: gt)
+            let seconds = monotonicSeconds() - t0
+            let rate = Double(trainer.globalBatch) / seconds
+            if let csv {
+                let row = String(format: "%d,%.6f,%.6g,%.2f,%.1f,%.1f,%.2f,%.2f,%d", stats.step, stats.loss, Double(stats.lr), rate,
+                                 stats.forwardSeconds * 1e3, stats.backwardSeconds * 1e3, stats.allreduceSeconds * 1e3,
+                                 stats.optimizerSeconds * 1e3, stats.bytesReduced)
+                csv.write(Data((row + "\n").utf8))
+            }
+            if root { options.onStep?(stats) }
+            let stop = try comm.allreduceMax(Int64(StopRequest.shared.isRequested ? 1 : 0)) > 0
+            let due = options.checkpointEvery > 0 && trainer.step % options.checkpointEvery == 0
+            if stop || due || trainer.step == options.steps {
+                if root { try TrainingCheckpoint.save(trainer, to: options.checkpointPath, config: options.configText, dataSeed: options.dataSeed) }
+                try comm.barrier()
+            }
+            if stop { return .stopped(atStep: trainer.step) }
+        }
+        return .finished
+    }
+}
