@@ -1,0 +1,86 @@
+import Foundation
+
+extension RGBImage {
+    /// CHW float tensor in [0, 1]: [3, height, width].
+    public func tensor() -> Tensor {
+        let t = Tensor(uninitialized: [3, height, width])
+        let p = t.data, hw = width * height
+        pixels.withUnsafeBufferPointer { px in
+            for i in 0..<hw { for c in 0..<3 { p[c * hw + i] = Float(px[3 * i + c]) / 255 } }
+        }
+        return t
+    }
+
+    /// From a CHW tensor in [0, 1] (clamped, x255, rounded half to even like the metrics' uint8 conversion).
+    public init(tensor t: Tensor) {
+        precondition(t.rank == 3 && t.shape[0] == 3, "RGBImage(tensor:) needs [3, H, W], got \(t.shape)")
+        let h = t.shape[1], w = t.shape[2], hw = h * w
+        var px = [UInt8](repeating: 0, count: 3 * hw)
+        let p = t.data
+        for i in 0..<hw {
+            for c in 0..<3 { px[3 * i + c] = UInt8((min(max(p[c * hw + i], 0), 1) * 255).rounded(.toNearestOrEven)) }
+        }
+        self.init(width: w, height: h, pixels: px)
+    }
+}
+
+/// One test image's result.
+public struct ImageResult: Sendable {
+    public let name: String
+    public let quality: ImageQuality
+}
+
+/// Restores a folder of clean test images with IPT's sliding-window chop and scores them (spec 5.1/5.2): each
+/// image is cropped to a multiple of the scale, degraded as the task prescribes (a fixed seed per image name, so
+/// every run and every rank count sees the same inputs), restored, and compared in the task's metric space.
+public struct Evaluator {
+    public let task: RestorationTask
+    public let seed: UInt64
+    public let batchSize: Int
+
+    public init(task: RestorationTask, seed: UInt64 = 0, batchSize: Int = 16) {
+        self.task = task
+        self.seed = seed
+        self.batchSize = batchSize
+    }
+
+    /// The test inputs: (name, degraded LQ, clean GT) for every PNG/JPEG/BMP image of `folder`, sorted by name.
+    public func testPairs(folder: String) throws -> [(name: String, lq: RGBImage, gt: RGBImage)] {
+        guard let degradation = Degradation.forTask(task.rawValue) else {
+            throw DataError(file: folder, message: "task \(task.rawValue) needs paired test data, not clean images")
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder)
+            .filter { ["png", "jpg", "jpeg", "bmp"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+        guard !names.isEmpty else { throw DataError(file: folder, message: "no test images (png, jpg, bmp)") }
+        return try names.map { name in
+            let gt = try readImage((folder as NSString).appendingPathComponent(name)).modCropped(task.scale)
+            var rng = SplitMix64(seed: seed, stream: name)
+            return (name, try degradation.apply(gt, rng: &rng), gt)
+        }
+    }
+
+    /// Restores `lq` with `model` (eval mode, no graph): [3, h*s, w*s] in [0, 1] (not clamped).
+    public func restore(_ lq: RGBImage, model: AdaptedIPT) -> Tensor {
+        let wasTraining = model.training
+        model.training = false
+        defer { model.training = wasTraining }
+        return Autograd.withoutGrad {
+            forwardChop(lq.tensor(), scale: task.scale, batchSize: batchSize) { model($0, task: task.iptTask) }
+        }
+    }
+
+    /// Scores every pair; writes the restored PNGs into `outputFolder` when given.
+    public func evaluate(model: AdaptedIPT, pairs: [(name: String, lq: RGBImage, gt: RGBImage)],
+                         outputFolder: String? = nil) throws -> [ImageResult] {
+        if let outputFolder { try FileManager.default.createDirectory(atPath: outputFolder, withIntermediateDirectories: true) }
+        return try pairs.map { pair in
+            let y = restore(pair.lq, model: model)
+            if let outputFolder {
+                let base = ((pair.name as NSString).deletingPathExtension as NSString).appendingPathExtension("png")!
+                try writePNG(RGBImage(tensor: y), to: (outputFolder as NSString).appendingPathComponent(base))
+            }
+            let q = psnrSSIM(output: chwToHWC(y), target: chwToHWC(pair.gt.tensor()), yChannel: task.metricOnY, border: task.metricBorder)
+            return ImageResult(name: pair.name, quality: q)
+        }
+    }
+}
