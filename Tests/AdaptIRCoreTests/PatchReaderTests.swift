@@ -113,11 +113,13 @@ final class PatchReaderTests: XCTestCase {
     /// Each sample is the stored patch under the mode drawn from (seed, epoch, index), divided by 255, in CHW.
     func testPixelsAreTheAugmentedStoredPatch() throws {
         let (p, g) = (8, 16)
-        let f = try writePatches("p.h5", n: 6)
+        let f = try writePatches("p.h5", n: 40)
         let reader = try PatchReader(path: f.path, batchSize: 2, seed: 11)
-        for i in 0..<6 {
+        var modes = Set<Int>()
+        for i in 0..<40 {
             var rng = SampleRNG(seed: 11, epoch: 2, index: i, stream: .augment)
             let mode = Augment.randomMode(&rng)
+            modes.insert(mode)
             let b = try reader.sample(i, epoch: 2)
             XCTAssertEqual(b.lq.shape, [1, 3, p, p]); XCTAssertEqual(b.gt.shape, [1, 3, g, g])
             for (t, side, src) in [(b.lq, p, Array(f.lq[i * p * p * 3..<(i + 1) * p * p * 3])),
@@ -130,6 +132,7 @@ final class PatchReaderTests: XCTestCase {
                 XCTAssertEqual(t.toArray(), want, "sample \(i) mode \(mode)")
             }
         }
+        XCTAssertEqual(modes, Set(1...7), "every mode exercised")
         let plain = try PatchReader(path: f.path, batchSize: 2, seed: 11, augment: false).sample(4, epoch: 0)
         XCTAssertEqual(plain.lq.toArray()[1], Float(f.lq[4 * p * p * 3 + 3]) / 255)  // c 0, y 0, x 1
     }

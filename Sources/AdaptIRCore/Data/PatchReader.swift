@@ -287,9 +287,10 @@ final class ReaderCore: @unchecked Sendable {
         let lq = Tensor(uninitialized: [b, 3, p, p])
         let gt = Tensor(uninitialized: [b, 3, g, g])
         for (k, i) in idx.enumerated() {
-            if kind == "patches" { try loadPatch(i, epoch: epoch) } else { try loadImageSample(i, epoch: epoch) }
-            Self.toCHW(lqBuf, side: p, into: lq.data + k * 3 * p * p)
-            Self.toCHW(gtBuf, side: g, into: gt.data + k * 3 * g * g)
+            var m = 0
+            if kind == "patches" { m = try loadPatch(i, epoch: epoch) } else { try loadImageSample(i, epoch: epoch) }
+            Self.toCHW(lqBuf, side: p, mode: m, into: lq.data + k * 3 * p * p)
+            Self.toCHW(gtBuf, side: g, mode: m, into: gt.data + k * 3 * g * g)
         }
         return Batch(indices: idx, lq: lq, gt: gt)
     }
@@ -314,12 +315,11 @@ final class ReaderCore: @unchecked Sendable {
         } }
     }
 
-    private func loadPatch(_ i: Int, epoch: Int) throws {
+    /// Reads patch `i` into the scratch buffers; returns its augmentation mode (applied during the conversion).
+    private func loadPatch(_ i: Int, epoch: Int) throws -> Int {
         try lqBuf.withUnsafeMutableBufferPointer { try file.readUInt8("lq", start: [i, 0, 0, 0], count: [1, p, p, 3], into: $0) }
         try gtBuf.withUnsafeMutableBufferPointer { try file.readUInt8("gt", start: [i, 0, 0, 0], count: [1, g, g, 3], into: $0) }
-        let m = mode(i, epoch: epoch)
-        augmentInPlace(&lqBuf, side: p, mode: m)
-        augmentInPlace(&gtBuf, side: g, mode: m)
+        return mode(i, epoch: epoch)
     }
 
     /// Random aligned crop of the HR sub-image (LR window (i, j) of p x p on the s-times smaller grid, HR at (s i, s j)),
@@ -346,16 +346,33 @@ final class ReaderCore: @unchecked Sendable {
         lqBuf = lq.pixels
     }
 
-    /// uint8 HWC (side x side x 3) -> float CHW in [0, 1]: `out[c, y, x] = in[y, x, c] / 255` (torchvision ToTensor's division).
-    static func toCHW(_ src: [UInt8], side: Int, into out: UnsafeMutablePointer<Float>) {
+    /// uint8 HWC (side x side x 3) under augmentation `mode` -> float CHW in [0, 1], in one pass:
+    /// `out[c, i, j] = aug(in)[i, j, c] / 255` (torchvision ToTensor's division), `aug` as `Augment.apply`.
+    static func toCHW(_ src: [UInt8], side: Int, mode: Int, into out: UnsafeMutablePointer<Float>) {
         let plane = side * side
+        let m = Augment.sourceMap(h: side, w: side, mode: mode)
+        let step = (m.aj * side + m.bj) * 3
         src.withUnsafeBufferPointer { sb in
             let s = sb.baseAddress!
             let r = out, gch = out + plane, b = out + 2 * plane
-            for q in 0..<plane {
-                r[q] = Float(s[3 * q]) / 255
-                gch[q] = Float(s[3 * q + 1]) / 255
-                b[q] = Float(s[3 * q + 2]) / 255
+            for i in 0..<side {
+                var q = ((m.a0 + m.ai * i) * side + m.b0 + m.bi * i) * 3
+                let o = i * side
+                if step == 3 {
+                    let row = s + q
+                    for j in 0..<side {
+                        r[o + j] = Float(row[3 * j]) / 255
+                        gch[o + j] = Float(row[3 * j + 1]) / 255
+                        b[o + j] = Float(row[3 * j + 2]) / 255
+                    }
+                } else {
+                    for j in 0..<side {
+                        r[o + j] = Float(s[q]) / 255
+                        gch[o + j] = Float(s[q + 1]) / 255
+                        b[o + j] = Float(s[q + 2]) / 255
+                        q += step
+                    }
+                }
             }
         }
     }
