@@ -377,21 +377,3 @@ final class ReaderCore: @unchecked Sendable {
         }
     }
 }
-
-// MARK: - Until the imageio helper's Image.swift / DataError.swift land on main (delete at merge; same definitions)
-
-/// A failure reading a data file, on one line: `file: message`.
-public struct DataError: Error, CustomStringConvertible, Sendable {
-    public let file: String
-    public let message: String
-    public init(file: String, message: String) { self.file = file; self.message = message }
-    public var description: String { "\(file): \(message)" }
-}
-
-/// An 8-bit RGB image, HWC row-major.
-public struct RGBImage: Sendable {
-    public var width: Int
-    public var height: Int
-    public var pixels: [UInt8]
-    public init(width: Int, height: Int, pixels: [UInt8]) { self.width = width; self.height = height; self.pixels = pixels }
-}
