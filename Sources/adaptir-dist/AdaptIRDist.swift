@@ -64,6 +64,6 @@ struct Restore: PlannedCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: achieved GFLOP/s of the operators (`ops`); model and data benchmarks follow.",
-        subcommands: [BenchOps.self, BenchModel.self]
+        subcommands: [BenchOps.self, BenchModel.self, BenchData.self]
     )
 }
