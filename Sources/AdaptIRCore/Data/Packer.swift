@@ -13,41 +13,46 @@ public struct PackTask: Sendable, Equatable {
     /// JPEG quality applied to each LQ patch (R and B swapped as the paper's OpenCV code does).
     public let jpegQuality: Int?
 
-    /// Parses `sr_2|sr_3|sr_4`, `lr4_noise30`, `lr4_jpeg30`, `denoise_<sigma>`, `jpeg_<q>`, `derain_l`, `derain_h`,
-    /// `low_light`, `pairs`; nil for anything else.
+    /// The synthetic degradation of the task (`Degradation.forTask`), nil for paired tasks.
+    public var degradation: Degradation? { Degradation.forTask(name) }
+
+    /// Parses the synthetic tasks of `Degradation.forTask` (`sr_2|3|4`, `lr4_noise30`, `lr4_jpeg30`,
+    /// `denoise_<sigma>`, `jpeg_<q>`, `lr<s>_noise<sigma>`, `lr<s>_jpeg<q>`) and the paired tasks `derain_l`,
+    /// `derain_h`, `low_light`, `pairs`; nil for anything else.
     public static func parse(_ name: String) -> PackTask? {
-        func t(_ s: Int, paired: Bool = false, noise: Float? = nil, jpeg: Int? = nil) -> PackTask {
-            PackTask(name: name, scale: s, paired: paired, noiseSigma: noise, jpegQuality: jpeg)
+        if ["derain_l", "derain_h", "low_light", "pairs"].contains(name) {
+            return PackTask(name: name, scale: 1, paired: true, noiseSigma: nil, jpegQuality: nil)
         }
-        switch name {
-        case "sr_2": return t(2)
-        case "sr_3": return t(3)
-        case "sr_4": return t(4)
-        case "lr4_noise30": return t(4, noise: 30)
-        case "lr4_jpeg30": return t(4, jpeg: 30)
-        case "derain_l", "derain_h", "low_light", "pairs": return t(1, paired: true)
-        default: break
+        guard let d = Degradation.forTask(name) else { return nil }
+        var noise: Float?, jpeg: Int?
+        func visit(_ d: Degradation) {
+            switch d {
+            case .bicubic: break
+            case .noise(let s): noise = s
+            case .jpeg(let q): jpeg = q
+            case .chain(let steps): steps.forEach(visit)
+            }
         }
-        if name.hasPrefix("denoise_"), let s = Int(name.dropFirst(8)), (1...255).contains(s) { return t(1, noise: Float(s)) }
-        if name.hasPrefix("jpeg_"), let q = Int(name.dropFirst(5)), (1...100).contains(q) { return t(1, jpeg: q) }
-        return nil
+        visit(d)
+        return PackTask(name: name, scale: d.scale, paired: false, noiseSigma: noise, jpegQuality: jpeg)
     }
 
     /// The task names `parse` accepts, for help texts.
-    public static let known = "sr_2, sr_3, sr_4, lr4_noise30, lr4_jpeg30, denoise_<sigma>, jpeg_<quality>, derain_l, derain_h, low_light, pairs"
+    public static let known = "sr_2, sr_3, sr_4, lr4_noise30, lr4_jpeg30, lr<s>_noise<sigma>, lr<s>_jpeg<q>, denoise_<sigma>, jpeg_<quality>, derain_l, derain_h, low_light, pairs"
 
-    /// The `degradation` attribute: JSON with keys in a fixed order.
+    /// The `degradation` attribute: `Degradation.parametersJSON` of the task (fixed key order), with the resize
+    /// marked `official_lr_files` when LR images came from disk, plus `crop`/`lq`/`on_the_fly` notes.
     func degradationJSON(lqFromFiles: Bool, kind: PatchFile.Kind) -> String {
-        var parts: [String] = []
-        if scale > 1 {
-            parts.append(lqFromFiles ? "\"resize\":\"official_lr_files\"" : "\"resize\":\"matlab_bicubic\"")
-            parts.append("\"scale\":\(scale)")
-        } else if lqFromFiles {
-            parts.append("\"lq\":\"paired_files\"")
+        var body = String((degradation?.parametersJSON ?? "{}").dropFirst().dropLast())
+        if lqFromFiles {
+            if scale > 1 {
+                body = body.replacingOccurrences(of: "\"resize\":\"matlab_bicubic\"", with: "\"resize\":\"official_lr_files\"")
+            } else {
+                body = "\"lq\":\"paired_files\"" + (body.isEmpty ? "" : "," + body)
+            }
         }
+        var parts = body.isEmpty ? [] : [body]
         if scale == 1 { parts.append("\"crop\":\"center_mod16\"") }
-        if let s = noiseSigma { parts.append("\"noise_sigma\":\(Int(s)),\"noise\":\"uint8_trunc\"") }
-        if let q = jpegQuality { parts.append("\"jpeg_quality\":\(q),\"jpeg_rgb_as_bgr\":true") }
         if kind == .images { parts.append("\"on_the_fly\":true") }
         return "{" + parts.joined(separator: ",") + "}"
     }

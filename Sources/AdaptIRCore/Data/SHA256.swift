@@ -53,8 +53,9 @@ public struct SHA256: Sendable {
             compress(p)
             p += 64; n -= 64
         }
-        for i in 0..<n { buffer[i] = p[i] }
-        buffered = n
+        // Here either the buffer was drained (buffered == 0) or all input went into it (n == 0).
+        for i in 0..<n { buffer[buffered + i] = p[i] }
+        buffered += n
     }
 
     /// Pads, processes the last block(s) and returns the 32-byte digest. The hasher must not be used afterwards.
