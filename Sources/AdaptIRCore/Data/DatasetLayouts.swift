@@ -70,8 +70,8 @@ public enum DatasetLayout: String, CaseIterable, Sendable {
     public static func detect(_ input: String) -> DatasetLayout {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: input)) ?? []
         let set = Set(names)
-        if names.contains(where: { $0.hasPrefix("norain-") }) { return .raintrainl }
         if set.contains("rainy") { return .rain100l }
+        if names.contains(where: { $0.hasPrefix("norain-") }) { return .raintrainl }
         if (set.contains("input") && set.contains("target")) || (set.contains("low") && set.contains("high"))
             || set.contains("our485") || set.contains("Train") && isDir((input as NSString).appendingPathComponent("Train/input")) {
             return .lol
