@@ -42,12 +42,6 @@ struct Pretrain: PlannedCommand {
     static let plannedIn = "issue #5, the distributed trainer"
 }
 
-struct Pack: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Pack folders of images into one HDF5 file of uint8 patches with a content hash, deterministic.")
-    static let plannedIn = "issue #4, dataset packing"
-}
-
 struct Eval: PlannedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Restore a test set with IPT's sliding-window chop and report PSNR/SSIM per spec 5.2.")

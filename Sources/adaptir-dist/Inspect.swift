@@ -19,7 +19,14 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Only the totals, not one line per tensor.")
     var summary = false
 
+    @Flag(help: "For a patch file (from `pack`): recompute the SHA-256 of the pixel data and compare it with content_sha256.")
+    var verify = false
+
     func run() throws {
+        if let file, verify || PatchFileSummary.looksLikePatchFile(file) {
+            try PatchFileSummary.run(file, verify: verify)
+            return
+        }
         if let file {
             let info = try CheckpointInfo.read(file)
             let m = info.metadata
@@ -59,6 +66,34 @@ struct Inspect: ParsableCommand {
         print("adapter parameters: \(adapter.grouped)")
         print("trainable parameters: \(trainable.grouped) (\(pct(trainable, backbone)) of the backbone, \(pct(trainable, backbone + adapter)) of all)")
         print("buffer values (running statistics, ids): \(buffers.grouped)")
+    }
+}
+
+/// `inspect` of a patch file: its attributes, and with `--verify` the recomputed content hash.
+enum PatchFileSummary {
+    /// Whether `path` is an HDF5 file with a root `kind` attribute (patch files have one, checkpoints do not).
+    static func looksLikePatchFile(_ path: String) -> Bool {
+        guard let f = try? HDF5File.open(path) else { return false }
+        return (try? f.attributeString("kind")) != nil
+    }
+
+    static func run(_ path: String, verify: Bool) throws {
+        do {
+            let p = try PatchFile.open(path)
+            let shape = p.kind == .patches
+                ? "gt [\(p.count), \(p.patchSize * p.scale), \(p.patchSize * p.scale), 3], lq [\(p.count), \(p.patchSize), \(p.patchSize), 3]"
+                : "images [\(p.count), \(p.imageSize ?? 0), \(p.imageSize ?? 0), 3]"
+            print("\(path): patch file v\(PatchFile.formatVersion), kind \(p.kind.rawValue), task \(p.task), scale \(p.scale), \(shape)")
+            print("degradation \(p.degradation), seed \(p.seed), \(p.sources.count) sources")
+            print("content_sha256 \(p.contentSHA256)")
+            if verify {
+                try p.verify()
+                print("verified: content_sha256 matches the pixel data")
+            }
+        } catch let e as DataError {
+            FileHandle.standardError.write(Data("adaptir-dist inspect: \(e.description)\n".utf8))
+            throw ExitCode(1)
+        }
     }
 }
 

@@ -1,0 +1,262 @@
+import Foundation
+
+/// What `pack` does for a task name: the scale, where LQ comes from, and the per-patch degradation.
+public struct PackTask: Sendable, Equatable {
+    public let name: String
+    /// GT/LQ size ratio (1 for denoising, deraining, low light).
+    public let scale: Int
+    /// Whether LQ images must come from files (rain, low light, `pairs`); SR tasks use official LR files when the
+    /// layout has them and otherwise the MATLAB bicubic downscale.
+    public let paired: Bool
+    /// Gaussian noise sigma (0..255 scale) added to each LQ patch, then clip and truncation to uint8.
+    public let noiseSigma: Float?
+    /// JPEG quality applied to each LQ patch (R and B swapped as the paper's OpenCV code does).
+    public let jpegQuality: Int?
+
+    /// The synthetic degradation of the task (`Degradation.forTask`), nil for paired tasks.
+    public var degradation: Degradation? { Degradation.forTask(name) }
+
+    /// Parses the synthetic tasks of `Degradation.forTask` (`sr_2|3|4`, `lr4_noise30`, `lr4_jpeg30`,
+    /// `denoise_<sigma>`, `jpeg_<q>`, `lr<s>_noise<sigma>`, `lr<s>_jpeg<q>`) and the paired tasks `derain_l`,
+    /// `derain_h`, `low_light`, `pairs`; nil for anything else.
+    public static func parse(_ name: String) -> PackTask? {
+        if ["derain_l", "derain_h", "low_light", "pairs"].contains(name) {
+            return PackTask(name: name, scale: 1, paired: true, noiseSigma: nil, jpegQuality: nil)
+        }
+        guard let d = Degradation.forTask(name) else { return nil }
+        var noise: Float?, jpeg: Int?
+        func visit(_ d: Degradation) {
+            switch d {
+            case .bicubic: break
+            case .noise(let s): noise = s
+            case .jpeg(let q): jpeg = q
+            case .chain(let steps): steps.forEach(visit)
+            }
+        }
+        visit(d)
+        return PackTask(name: name, scale: d.scale, paired: false, noiseSigma: noise, jpegQuality: jpeg)
+    }
+
+    /// The task names `parse` accepts, for help texts.
+    public static let known = "sr_2, sr_3, sr_4, lr4_noise30, lr4_jpeg30, lr<s>_noise<sigma>, lr<s>_jpeg<q>, denoise_<sigma>, jpeg_<quality>, derain_l, derain_h, low_light, pairs"
+
+    /// The `degradation` attribute: `Degradation.parametersJSON` of the task (fixed key order), with the resize
+    /// marked `official_lr_files` when LR images came from disk, plus `crop`/`lq`/`on_the_fly` notes.
+    func degradationJSON(lqFromFiles: Bool, kind: PatchFile.Kind) -> String {
+        var body = String((degradation?.parametersJSON ?? "{}").dropFirst().dropLast())
+        if lqFromFiles {
+            if scale > 1 {
+                body = body.replacingOccurrences(of: "\"resize\":\"matlab_bicubic\"", with: "\"resize\":\"official_lr_files\"")
+            } else {
+                body = "\"lq\":\"paired_files\"" + (body.isEmpty ? "" : "," + body)
+            }
+        }
+        var parts = body.isEmpty ? [] : [body]
+        if scale == 1 { parts.append("\"crop\":\"center_mod16\"") }
+        if kind == .images { parts.append("\"on_the_fly\":true") }
+        return "{" + parts.joined(separator: ",") + "}"
+    }
+}
+
+/// Options of one `pack` run (the CLI flags).
+public struct PackOptions: Sendable {
+    public var task: String
+    public var input: String
+    public var inputLQ: String?
+    public var output: String
+    public var kind: PatchFile.Kind = .patches
+    public var patchesPerImage = 8
+    /// Overrides the task's scale when set (must agree with a task that fixes one).
+    public var scale: Int?
+    public var seed: UInt64 = 0
+    public var force = false
+    public var compress = false
+    public var layout: DatasetLayout = .auto
+    /// LQ patch side.
+    public var patchSize = 48
+    /// Sub-image side S and grid step (kind images), BasicSR's 480 / 240.
+    public var imageSize = 480
+    public var imageStep = 240
+
+    public init(task: String, input: String, output: String) {
+        self.task = task; self.input = input; self.output = output
+    }
+}
+
+/// What a finished pack produced.
+public struct PackReport: Sendable {
+    public let output: String
+    public let count: Int
+    public let packedImages: Int
+    /// Source names skipped because they are smaller than one patch (or one sub-image).
+    public let skipped: [String]
+    public let contentSHA256: String
+}
+
+/// Folders of images -> one patch file (format in `PatchFile`), deterministically: the same inputs, options and seed
+/// give a byte-identical file. Patch positions and noise for image `name` come from `SplitMix64(seed, "crop:"+name)`
+/// and `SplitMix64(seed, "noise:"+name)`, so they do not depend on the other images.
+public enum Packer {
+    /// Packs `options.input` into `options.output` (written to a temp name, then renamed; nothing is left behind on
+    /// error). `progress(done, total)` is called after each image; `warn` gets one line per skipped image.
+    /// Errors are `DataError`s naming the file: unknown task, output exists without `force`, empty folder, unpaired
+    /// file, unreadable image, LQ/GT size mismatch, nothing large enough to pack.
+    public static func pack(_ o: PackOptions, progress: (Int, Int) -> Void = { _, _ in },
+                            warn: (String) -> Void = { _ in }) throws -> PackReport {
+        guard let task = PackTask.parse(o.task) else {
+            throw DataError(file: o.input, message: "unknown task '\(o.task)' (known: \(PackTask.known))")
+        }
+        let scale = o.scale ?? task.scale
+        guard (1...4).contains(scale) else { throw DataError(file: o.input, message: "--scale \(scale) is not in 1...4") }
+        guard o.scale == nil || task.scale == 1 || o.scale == task.scale else {
+            throw DataError(file: o.input, message: "--scale \(scale) contradicts task \(task.name) (scale \(task.scale))")
+        }
+        guard o.patchesPerImage >= 1 else { throw DataError(file: o.input, message: "--patches-per-image must be >= 1") }
+        if o.kind == .images {
+            guard !task.paired, o.inputLQ == nil else {
+                throw DataError(file: o.input, message: "--kind images stores clean images only; task \(task.name) needs paired LQ files (use --kind patches)")
+            }
+            guard o.imageSize >= o.patchSize * scale, o.imageSize % scale == 0, o.imageStep >= 1 else {
+                throw DataError(file: o.input, message: "image size \(o.imageSize) must be a multiple of \(scale) and at least \(o.patchSize * scale)")
+            }
+        }
+        if FileManager.default.fileExists(atPath: o.output) && !o.force {
+            throw DataError(file: o.output, message: "output exists (use --force to overwrite)")
+        }
+        let wantLQ = o.kind == .patches && (task.paired || scale > 1)
+        let pairs = try o.layout.find(input: o.input, inputLQ: o.inputLQ, scale: scale, wantLQ: wantLQ)
+        if task.paired, let p = pairs.first, p.lq == nil {
+            throw DataError(file: p.gt, message: "task \(task.name) needs paired LQ images (--input-lq or a paired layout)")
+        }
+        let lqFromFiles = pairs.first?.lq != nil
+
+        var count = 0, packed: [String] = [], skipped: [String] = []
+        var sha = ""
+        try HDF5File.writeAtomically(to: o.output) { f in
+            let p = o.patchSize, g = p * scale
+            if o.kind == .patches {
+                try f.createItemDataset("gt", item: [g, g, 3], compress: o.compress)
+                try f.createItemDataset("lq", item: [p, p, 3], compress: o.compress)
+            } else {
+                try f.createItemDataset("images", item: [o.imageSize, o.imageSize, 3], compress: o.compress)
+            }
+            for (i, pair) in pairs.enumerated() {
+                let n: Int
+                if o.kind == .patches {
+                    n = try packPatches(pair, task: task, scale: scale, o: o, into: f)
+                } else {
+                    n = try packImages(pair, scale: scale, o: o, into: f)
+                }
+                if n == 0 {
+                    skipped.append(pair.name)
+                    warn("warning: \(pair.gt): skipped, smaller than one \(o.kind == .patches ? "patch (\(g)x\(g) GT, \(p)x\(p) LQ)" : "sub-image (\(o.imageSize)x\(o.imageSize))")")
+                } else {
+                    packed.append(pair.name)
+                    count += n
+                }
+                progress(i + 1, pairs.count)
+            }
+            guard count > 0 else {
+                throw DataError(file: o.input, message: "no image is large enough to give a patch (\(skipped.count) skipped)")
+            }
+            sha = try PatchFile.contentHash(of: f, kind: o.kind)
+            try f.setAttribute("format_version", PatchFile.formatVersion)
+            try f.setAttribute("kind", o.kind.rawValue)
+            try f.setAttribute("task", task.name)
+            try f.setAttribute("scale", scale)
+            try f.setAttribute("patch_size", p)
+            if o.kind == .images { try f.setAttribute("image_size", o.imageSize) }
+            try f.setAttribute("degradation", task.degradationJSON(lqFromFiles: lqFromFiles, kind: o.kind))
+            try f.setAttribute("seed", Int(bitPattern: UInt(o.seed)))
+            try f.setAttribute("sources", jsonArray(packed))
+            try f.setAttribute("skipped", jsonArray(skipped))
+            try f.setAttribute("count", count)
+            try f.setAttribute("content_sha256", sha)
+        }
+        return PackReport(output: o.output, count: count, packedImages: packed.count, skipped: skipped, contentSHA256: sha)
+    }
+
+    /// A JSON array of strings (escaping quotes, backslashes and control characters).
+    static func jsonArray(_ items: [String]) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: items, options: [.sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Centre crop to a multiple of `m` in both sides.
+    static func centerCrop(_ im: RGBImage, multiple m: Int) -> RGBImage {
+        let w = im.width - im.width % m, h = im.height - im.height % m
+        return im.cropped(x: (im.width - w) / 2, y: (im.height - h) / 2, width: w, height: h)
+    }
+
+    /// Uniform integer in 0..<n from `rng` (modulo; the bias is below 2^-40 for image sizes).
+    @inline(__always) static func below(_ n: Int, _ rng: inout SplitMix64) -> Int { Int(rng.next() % UInt64(n)) }
+
+    /// Cuts `patchesPerImage` aligned (gt, lq) patches from one image pair and appends them; returns how many (0
+    /// when the LQ image is smaller than one patch).
+    static func packPatches(_ pair: ImagePair, task: PackTask, scale s: Int, o: PackOptions, into f: HDF5File) throws -> Int {
+        var gt = try readImage(pair.gt)
+        var lq: RGBImage
+        if let lqPath = pair.lq {
+            lq = try readImage(lqPath)
+            if s > 1 {
+                guard lq.width * s <= gt.width, lq.height * s <= gt.height else {
+                    throw DataError(file: lqPath, message: "LQ \(lq.width)x\(lq.height) times \(s) exceeds GT \(gt.width)x\(gt.height) (\(pair.gt))")
+                }
+                gt = gt.cropped(x: 0, y: 0, width: lq.width * s, height: lq.height * s)
+            } else {
+                guard lq.width == gt.width, lq.height == gt.height else {
+                    throw DataError(file: lqPath, message: "size \(lq.width)x\(lq.height) differs from GT \(gt.width)x\(gt.height) (\(pair.gt))")
+                }
+                gt = centerCrop(gt, multiple: 16)
+                lq = centerCrop(lq, multiple: 16)
+            }
+        } else if s > 1 {
+            gt = gt.modCropped(s)
+            lq = matlabBicubicDownscale(gt, by: s)
+        } else {
+            gt = centerCrop(gt, multiple: 16)
+            lq = gt
+        }
+        let p = o.patchSize, g = p * s
+        guard lq.width >= p, lq.height >= p else { return 0 }
+        var posRNG = SplitMix64(seed: o.seed, stream: "crop:" + pair.name)
+        var noiseRNG = SplitMix64(seed: o.seed, stream: "noise:" + pair.name)
+        let k = o.patchesPerImage
+        var gtBytes = [UInt8](), lqBytes = [UInt8]()
+        gtBytes.reserveCapacity(k * g * g * 3); lqBytes.reserveCapacity(k * p * p * 3)
+        for _ in 0..<k {
+            let x = below(lq.width - p + 1, &posRNG), y = below(lq.height - p + 1, &posRNG)
+            gtBytes += gt.cropped(x: x * s, y: y * s, width: g, height: g).pixels
+            var lp = lq.cropped(x: x, y: y, width: p, height: p)
+            if let sigma = task.noiseSigma { lp = addGaussianNoise(lp, sigma: sigma, rng: &noiseRNG) }
+            if let q = task.jpegQuality { lp = try jpegRoundTrip(lp, quality: q, swapRedBlue: true) }
+            lqBytes += lp.pixels
+        }
+        try gtBytes.withUnsafeBytes { _ = try f.appendItems("gt", $0, items: k) }
+        try lqBytes.withUnsafeBytes { _ = try f.appendItems("lq", $0, items: k) }
+        return k
+    }
+
+    /// Cuts clean S x S sub-images on BasicSR's grid (step `imageStep`, plus a last window flush with the border)
+    /// and appends them; returns how many (0 when the image is smaller than S).
+    static func packImages(_ pair: ImagePair, scale s: Int, o: PackOptions, into f: HDF5File) throws -> Int {
+        let im = try readImage(pair.gt).modCropped(s)
+        let S = o.imageSize
+        guard im.width >= S, im.height >= S else { return 0 }
+        func grid(_ n: Int) -> [Int] {
+            var v = Array(stride(from: 0, through: n - S, by: o.imageStep))
+            if n - (v.last! + S) > 0 { v.append(n - S) }
+            return v
+        }
+        var bytes = [UInt8]()
+        var m = 0
+        for y in grid(im.height) {
+            for x in grid(im.width) {
+                bytes += im.cropped(x: x, y: y, width: S, height: S).pixels
+                m += 1
+            }
+        }
+        try bytes.withUnsafeBytes { _ = try f.appendItems("images", $0, items: m) }
+        return m
+    }
+}
