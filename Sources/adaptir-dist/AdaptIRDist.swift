@@ -30,12 +30,6 @@ extension PlannedCommand {
     }
 }
 
-struct Train: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Adapt the frozen backbone with AdaptIR (or a PETL baseline) on packed patches; only the adapter gradients are allreduced; evaluates before and after.")
-    static let plannedIn = "issue #5, the distributed trainer"
-}
-
 struct Pretrain: PlannedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Multi-task pre-training of the whole IPT backbone (all six heads and tails), full-gradient allreduce.")

@@ -1,0 +1,90 @@
+import Foundation
+
+/// Everything a training run is configured with (YAML file keys are these names; command-line options override
+/// them). Every rank must hold the same config: the trainer checks that at start.
+public struct TrainConfig: Codable, Equatable, Sendable {
+    public var preset = "small"
+    public var method = "adaptir"
+    public var task = "lr4_noise30"
+    /// Packed training patches; empty: the bundled sample photos, packed on first use into `cache`.
+    public var trainData = ""
+    /// Folder of clean test images (degraded per task); empty: no evaluation.
+    public var testData = "datasets/samples/test"
+    /// Backbone checkpoint; empty: a randomly initialised backbone (only for speed tests).
+    public var backbone = "datasets/ipt_small_backbone.h5"
+    public var globalBatch = 16
+    public var steps = 300
+    public var lr: Float = 1e-4
+    public var weightDecay: Float = 0.01
+    public var milestones: [Double] = [0.5, 0.8, 0.9, 0.95]
+    public var gamma: Float = 0.5
+    public var seed: UInt64 = 0
+    public var syncBN = true
+    public var checkpointEvery = 100
+    public var output = "runs/small-adaptir-lr4_noise30"
+    public var cache = ".cache/adaptir-dist"
+    /// OpenBLAS threads per rank.
+    public var threads = 1
+    /// Patches cut from each bundled training photo when packing them.
+    public var patchesPerImage = 64
+
+    enum CodingKeys: String, CodingKey {
+        case preset, method, task, backbone, steps, lr, gamma, seed, output, cache, threads, milestones
+        case trainData = "train_data", testData = "test_data", globalBatch = "global_batch"
+        case weightDecay = "weight_decay", syncBN = "sync_bn", checkpointEvery = "checkpoint_every"
+        case patchesPerImage = "patches_per_image"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = TrainConfig()
+        preset = try c.decodeIfPresent(String.self, forKey: .preset) ?? d.preset
+        method = try c.decodeIfPresent(String.self, forKey: .method) ?? d.method
+        task = try c.decodeIfPresent(String.self, forKey: .task) ?? d.task
+        trainData = try c.decodeIfPresent(String.self, forKey: .trainData) ?? d.trainData
+        testData = try c.decodeIfPresent(String.self, forKey: .testData) ?? d.testData
+        backbone = try c.decodeIfPresent(String.self, forKey: .backbone) ?? d.backbone
+        globalBatch = try c.decodeIfPresent(Int.self, forKey: .globalBatch) ?? d.globalBatch
+        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? d.steps
+        lr = try c.decodeIfPresent(Float.self, forKey: .lr) ?? d.lr
+        weightDecay = try c.decodeIfPresent(Float.self, forKey: .weightDecay) ?? d.weightDecay
+        milestones = try c.decodeIfPresent([Double].self, forKey: .milestones) ?? d.milestones
+        gamma = try c.decodeIfPresent(Float.self, forKey: .gamma) ?? d.gamma
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        syncBN = try c.decodeIfPresent(Bool.self, forKey: .syncBN) ?? d.syncBN
+        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? d.checkpointEvery
+        output = try c.decodeIfPresent(String.self, forKey: .output) ?? d.output
+        cache = try c.decodeIfPresent(String.self, forKey: .cache) ?? d.cache
+        threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? d.threads
+        patchesPerImage = try c.decodeIfPresent(Int.self, forKey: .patchesPerImage) ?? d.patchesPerImage
+    }
+
+    /// Checks every field; the error names the field and the value.
+    public func validate() throws {
+        func bad(_ field: String, _ why: String) -> TrainingError { .configuration("config field '\(field)': \(why)") }
+        guard Preset.named(preset) != nil else { throw bad("preset", "unknown preset '\(preset)' (ipt, small, tiny)") }
+        guard let m = AdaptationMethod(rawValue: method), m != .frozen else { throw bad("method", "'\(method)' is not adaptir or full") }
+        guard RestorationTask(rawValue: task) != nil else {
+            throw bad("task", "unknown task '\(task)' (\(RestorationTask.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard globalBatch >= 2 else { throw bad("global_batch", "must be >= 2, got \(globalBatch)") }
+        guard steps >= 1 else { throw bad("steps", "must be >= 1, got \(steps)") }
+        guard lr.isFinite, lr > 0 else { throw bad("lr", "must be a positive number, got \(lr)") }
+        guard weightDecay.isFinite, weightDecay >= 0 else { throw bad("weight_decay", "must be >= 0, got \(weightDecay)") }
+        guard milestones.allSatisfy({ $0 > 0 && $0 < 1 }) else { throw bad("milestones", "fractions of the run must be in (0, 1), got \(milestones)") }
+        guard gamma.isFinite, gamma > 0, gamma <= 1 else { throw bad("gamma", "must be in (0, 1], got \(gamma)") }
+        guard checkpointEvery >= 0 else { throw bad("checkpoint_every", "must be >= 0, got \(checkpointEvery)") }
+        guard threads >= 1 else { throw bad("threads", "must be >= 1, got \(threads)") }
+        guard patchesPerImage >= 1 else { throw bad("patches_per_image", "must be >= 1, got \(patchesPerImage)") }
+        guard !output.isEmpty else { throw bad("output", "must name a folder") }
+    }
+
+    /// Canonical JSON (sorted keys): stored in checkpoints and compared across ranks.
+    public var canonicalJSON: String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? e.encode(self)) ?? Data(), as: UTF8.self)
+    }
+}

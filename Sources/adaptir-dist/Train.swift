@@ -1,0 +1,215 @@
+import AdaptIRCore
+import ArgumentParser
+import Foundation
+import Yams
+
+/// `adaptir-dist train`: data-parallel adaptation of a frozen backbone over MPI (`mpirun -n 8 adaptir-dist train`).
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Adapt the frozen backbone with AdaptIR on packed patches; only the adapter gradients are allreduced; evaluates before and after.",
+        discussion: """
+            With no arguments: preset small, AdaptIR, LR4&Noise30, the bundled sample photos (packed on first use \
+            into the cache folder) and the bundled small backbone. A YAML file (--config) sets any field of the \
+            run (keys: preset, method, task, train_data, test_data, backbone, global_batch, steps, lr, \
+            weight_decay, milestones, gamma, seed, sync_bn, checkpoint_every, output, cache, threads, \
+            patches_per_image); options override it. SIGTERM or SIGINT finishes the step, writes a checkpoint \
+            and exits 0; --resume continues from it.
+            """)
+
+    @Option(help: "YAML config file.") var config: String?
+    @Option(help: "Model preset (ipt, small, tiny).") var preset: String?
+    @Option(help: "adaptir or full.") var method: String?
+    @Option(help: "Task, e.g. lr4_noise30, sr_4, denoise_30.") var task: String?
+    @Option(name: .customLong("train-data"), help: "Packed training file (adaptir-dist pack).") var trainData: String?
+    @Option(name: .customLong("test-data"), help: "Folder of clean test images ('' for no evaluation).") var testData: String?
+    @Option(help: "Backbone checkpoint ('' for a random backbone).") var backbone: String?
+    @Option(name: .customLong("global-batch"), help: "Samples per step over all ranks.") var globalBatch: Int?
+    @Option(help: "Optimisation steps.") var steps: Int?
+    @Option(help: "AdamW learning rate.") var lr: Float?
+    @Option(name: .customLong("weight-decay")) var weightDecay: Float?
+    @Option(help: "Seed of the data order, crops, augmentation and noise.") var seed: UInt64?
+    @Option(help: "OpenBLAS threads per rank.") var threads: Int?
+    @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints (0: only at the end).") var checkpointEvery: Int?
+    @Option(help: "Output folder (checkpoint.h5, train.csv, results.md, restored images).") var output: String?
+    @Option(name: .customLong("sync-bn"), help: "Sum adapter batch-norm statistics over ranks (true/false).") var syncBN: Bool?
+    @Flag(help: "Continue from OUTPUT/checkpoint.h5.") var resume = false
+    @Flag(name: .customLong("no-eval"), help: "Skip the evaluation before and after.") var noEval = false
+
+    func resolvedConfig() throws -> TrainConfig {
+        var c = TrainConfig()
+        if let config {
+            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
+                throw ValidationError("\(config): cannot read the config file")
+            }
+            do { c = try YAMLDecoder().decode(TrainConfig.self, from: text) } catch {
+                throw ValidationError("\(config): not a valid config: \(String(describing: error).split(separator: "\n").first ?? "")")
+            }
+        }
+        if let preset { c.preset = preset }
+        if let method { c.method = method }
+        if let task { c.task = task }
+        if let trainData { c.trainData = trainData }
+        if let testData { c.testData = testData }
+        if let backbone { c.backbone = backbone }
+        if let globalBatch { c.globalBatch = globalBatch }
+        if let steps { c.steps = steps }
+        if let lr { c.lr = lr }
+        if let weightDecay { c.weightDecay = weightDecay }
+        if let seed { c.seed = seed }
+        if let threads { c.threads = threads }
+        if let checkpointEvery { c.checkpointEvery = checkpointEvery }
+        if let output { c.output = output }
+        if let syncBN { c.syncBN = syncBN }
+        do { try c.validate() } catch { throw ValidationError("\(error)") }
+        return c
+    }
+
+    func run() throws {
+        let config = try resolvedConfig()
+        let comm = Communicator.world
+        do {
+            try TrainingJob(config: config, comm: comm, resume: resume, evaluate: !noEval).run()
+        } catch {
+            let line = "adaptir-dist train: rank \(comm.rank): \(error)\n"
+            FileHandle.standardError.write(Data(line.utf8))
+            if comm.size > 1 { comm.abort(code: 1) }   // the other ranks may wait in a collective
+            throw ExitCode(1)
+        }
+        Communicator.finalize()
+    }
+}
+
+/// The steps of a training job, shared by `train` (and later `pretrain`).
+struct TrainingJob {
+    let config: TrainConfig
+    let comm: Communicator
+    let resume: Bool
+    let evaluate: Bool
+
+    func log(_ s: String) { if comm.isRoot { FileHandle.standardOutput.write(Data((s + "\n").utf8)) } }
+
+    func run() throws {
+        BLAS.threads = config.threads
+        Runtime.flushDenormalsOnThisThread()
+        StopRequest.shared.installSignalHandlers()
+        let preset = Preset.named(config.preset)!
+        let method = AdaptationMethod(rawValue: config.method)!
+        let task = RestorationTask(rawValue: config.task)!
+
+        let dataPath = try prepareTrainingData(task: task)
+        let model = AdaptedIPT(preset: preset, method: method, seed: config.seed)
+        if config.backbone.isEmpty {
+            log("warning: no backbone file: the backbone is randomly initialised (speed tests only)")
+        } else {
+            try Checkpoint.load(config.backbone, into: model, part: .backbone)
+        }
+        let reader = try PatchReader(path: dataPath, ranks: comm.size, rank: comm.rank, batchSize: config.globalBatch / comm.size,
+                                     seed: config.seed, dropLastBatch: true)
+        try checkRanksAgree(model: model, dataHash: (try? PatchFile.open(dataPath).contentSHA256) ?? "")
+        let trainer = try Trainer(model: model, comm: comm, task: task.iptTask, globalBatch: config.globalBatch,
+                                  totalSteps: config.steps, lr: config.lr, weightDecay: config.weightDecay,
+                                  milestones: config.milestones, gamma: config.gamma, syncBatchNorm: config.syncBN)
+        var options = TrainingRunOptions(steps: config.steps, checkpointEvery: config.checkpointEvery, outputDirectory: config.output)
+        options.configText = config.canonicalJSON
+        options.dataSeed = config.seed
+        if resume, FileManager.default.fileExists(atPath: options.checkpointPath) {
+            if comm.isRoot { try TrainingCheckpoint.load(options.checkpointPath, into: trainer) }
+            log("resuming from \(options.checkpointPath)")
+        }
+        try trainer.broadcastState()
+        log("preset \(preset.name), method \(method.rawValue), task \(task.rawValue), \(comm.size) rank(s), global batch \(config.globalBatch) (\(trainer.localBatch) per rank), steps \(trainer.step)..<\(config.steps)")
+        log("trainable \(model.store.trainableCount) of \(model.store.parameterCount) parameters; allreduce per step: \(model.store.trainableCount) floats = \(model.store.trainableCount * 4) bytes in one flat buffer; sync BN \(trainer.syncBatchNorm != nil ? "on" : "off")")
+        log("data \(dataPath): \(reader.count) samples, \(reader.batchesPerEpoch) steps per epoch")
+
+        let evaluator = Evaluator(task: task, seed: config.seed)
+        let pairs = evaluate && !config.testData.isEmpty && comm.isRoot ? try evaluator.testPairs(folder: config.testData) : []
+        let before = try pairs.isEmpty ? [] : evaluator.evaluate(model: model, pairs: pairs)
+
+        let progress = ProgressBar(total: config.steps, start: trainer.step, batch: config.globalBatch)
+        options.onStep = { progress.update(step: $0.step + 1, loss: $0.loss, lr: $0.lr) }
+        let outcome = try TrainingRun(trainer: trainer, source: ReaderBatchSource(reader: reader), options: options).run()
+        progress.finish()
+        reader.stop()
+        switch outcome {
+        case .finished: log("finished \(config.steps) steps; checkpoint \(options.checkpointPath)")
+        case .stopped(let s): log("stopped by signal after step \(s); checkpoint \(options.checkpointPath) (resume with --resume)"); return
+        }
+        if !pairs.isEmpty {
+            let after = try evaluator.evaluate(model: model, pairs: pairs, outputFolder: (config.output as NSString).appendingPathComponent("restored"))
+            let table = resultsTable(task: task, before: before, after: after)
+            log(table)
+            try Data(table.utf8).write(to: URL(fileURLWithPath: (config.output as NSString).appendingPathComponent("results.md")), options: .atomic)
+        }
+    }
+
+    /// The packed training file: the configured one, or the bundled photos packed once into the cache (rank 0
+    /// packs, the others wait).
+    func prepareTrainingData(task: RestorationTask) throws -> String {
+        if !config.trainData.isEmpty { return config.trainData }
+        let path = (config.cache as NSString).appendingPathComponent("samples-\(task.rawValue)-seed\(config.seed)-k\(config.patchesPerImage).h5")
+        if comm.isRoot && !FileManager.default.fileExists(atPath: path) {
+            try FileManager.default.createDirectory(atPath: config.cache, withIntermediateDirectories: true)
+            var o = PackOptions(task: task.rawValue, input: "datasets/samples/train", output: path)
+            o.patchesPerImage = config.patchesPerImage
+            o.seed = config.seed
+            let report = try Packer.pack(o)
+            log("packed the bundled training photos into \(path): \(report.count) patches")
+        }
+        try comm.barrier()
+        return path
+    }
+
+    /// All ranks must run the same config on the same backbone, parameter layout and data.
+    func checkRanksAgree(model: AdaptedIPT, dataHash: String) throws {
+        let frozen = model.store.frozen
+        var h = SHA256()
+        h.update(UnsafeRawBufferPointer(start: frozen.base, count: frozen.count * 4))
+        let layout = model.store.specs.map { "\($0.key):\($0.shape)" }.joined(separator: ";")
+        var lh = SHA256()
+        lh.update(Array(layout.utf8))
+        let parts = [("config", config.canonicalJSON), ("backbone checksum", h.finalizeHex()),
+                     ("parameter layout", lh.finalizeHex()), ("data hash", dataHash)]
+        for (what, value) in parts {
+            let differing = try comm.ranksDiffering(value)
+            if !differing.isEmpty {
+                throw TrainingError.configuration("ranks \(differing.map(String.init).joined(separator: ", ")) have a different \(what) than rank 0")
+            }
+        }
+    }
+
+    func resultsTable(task: RestorationTask, before: [ImageResult], after: [ImageResult]) -> String {
+        let space = task.metricOnY ? "Y" : "RGB"
+        var s = "| image | PSNR before | SSIM before | PSNR after | SSIM after |\n|---|---|---|---|---|\n"
+        for (b, a) in zip(before, after) {
+            s += String(format: "| %@ | %.2f | %.4f | %.2f | %.4f |\n", b.name, b.quality.psnr, b.quality.ssim, a.quality.psnr, a.quality.ssim)
+        }
+        func mean(_ r: [ImageResult], _ k: KeyPath<ImageQuality, Double>) -> Double { r.map { $0.quality[keyPath: k] }.reduce(0, +) / Double(max(r.count, 1)) }
+        s += String(format: "| **mean** | %.2f | %.4f | %.2f | %.4f |\n", mean(before, \.psnr), mean(before, \.ssim), mean(after, \.psnr), mean(after, \.ssim))
+        s += "\n\(task.rawValue): \(space) channel, border \(task.metricBorder); before = the unadapted backbone, after = with the trained adapter."
+        return s
+    }
+}
+
+/// A one-line progress bar with ETA and patches/s on stderr (rank 0).
+final class ProgressBar {
+    let total: Int, batch: Int
+    let started = monotonicSeconds()
+    let first: Int
+    let tty = isatty(2) != 0
+
+    init(total: Int, start: Int, batch: Int) { self.total = total; self.first = start; self.batch = batch }
+
+    func update(step: Int, loss: Double, lr: Float) {
+        let elapsed = monotonicSeconds() - started
+        let done = step - first
+        let rate = Double(done * batch) / max(elapsed, 1e-9)
+        let eta = done > 0 ? elapsed / Double(done) * Double(total - step) : 0
+        let width = 30, filled = Int(Double(width) * Double(step) / Double(max(total, 1)))
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let line = String(format: "[%@] %d/%d loss %.4f lr %.2e %.1f patches/s ETA %.0fs", bar, step, total, loss, Double(lr), rate, eta)
+        if tty { FileHandle.standardError.write(Data(("\r" + line).utf8)) }
+        else if step == total || step % max(1, total / 20) == 0 { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+    }
+
+    func finish() { if tty { FileHandle.standardError.write(Data("\n".utf8)) } }
+}
