@@ -30,12 +30,6 @@ extension PlannedCommand {
     }
 }
 
-struct Pretrain: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Multi-task pre-training of the whole IPT backbone (all six heads and tails), full-gradient allreduce.")
-    static let plannedIn = "issue #5, the distributed trainer"
-}
-
 struct Eval: PlannedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Restore a test set with IPT's sliding-window chop and report PSNR/SSIM per spec 5.2.")

@@ -42,7 +42,8 @@ public final class Trainer {
     public let comm: Communicator
     public let optimizer: AdamW
     public let schedule: MultiStepLR
-    public let task: Int
+    /// IPT task (head, query, tail) of the next step; multi-task pre-training changes it per step.
+    public var task: Int
     public let globalBatch: Int
     public let syncBatchNorm: CommBatchNormReducer?
     /// Optimisation steps done (the next step's index).

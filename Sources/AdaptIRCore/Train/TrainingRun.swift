@@ -4,6 +4,28 @@ import Foundation
 /// deterministic in the step (resume replays the same data) and give every rank its own disjoint part.
 public protocol BatchSource: AnyObject {
     func batch(forStep step: Int) throws -> (lq: Tensor, gt: Tensor)
+    /// The IPT task of a step when it varies (multi-task pre-training); nil keeps the trainer's task.
+    func task(forStep step: Int) -> Int?
+}
+
+extension BatchSource {
+    public func task(forStep step: Int) -> Int? { nil }
+}
+
+/// Multi-task batches (IPT pre-training): step s trains task s mod T on batch s div T of that task's source.
+public final class RoundRobinTasks: BatchSource {
+    public let sources: [(task: Int, source: BatchSource)]
+
+    public init(_ sources: [(task: Int, source: BatchSource)]) {
+        precondition(!sources.isEmpty, "RoundRobinTasks needs at least one task")
+        self.sources = sources
+    }
+
+    public func batch(forStep step: Int) throws -> (lq: Tensor, gt: Tensor) {
+        try sources[step % sources.count].source.batch(forStep: step / sources.count)
+    }
+
+    public func task(forStep step: Int) -> Int? { sources[step % sources.count].task }
 }
 
 /// SIGTERM / SIGINT request a clean stop: the current step finishes, a checkpoint is written, the run ends with
@@ -92,6 +114,7 @@ public final class TrainingRun {
         while trainer.step < options.steps {
             let t0 = monotonicSeconds()
             let (lq, gt) = try source.batch(forStep: trainer.step)
+            if let t = source.task(forStep: trainer.step) { trainer.task = t }
             let stats = try trainer.trainStep(lq: lq, gt: gt)
             let seconds = monotonicSeconds() - t0
             let rate = Double(trainer.globalBatch) / seconds
