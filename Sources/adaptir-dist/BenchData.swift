@@ -137,33 +137,31 @@ struct BenchData: ParsableCommand {
         return best
     }
 
-    /// A version-1 patch file (kind "patches") of `count` random patches, one patch per chunk.
+    /// A version-1 patch file (kind "patches") of `count` random patches, written with `PatchFile.write` in blocks
+    /// of 64 patches (GT from `SplitMix64(1)`, LQ from `SplitMix64(2)`, 8 bytes per draw).
     static func writeRandomPatchFile(_ path: String, count: Int, scale: Int) throws {
-        let p = 48, g = 48 * scale
-        func random(_ n: Int, seed: UInt64) -> [UInt8] {
-            var r = SplitMix64(seed: seed)
-            var out = [UInt8](repeating: 0, count: n)
-            out.withUnsafeMutableBytes { raw in
-                let words = n / 8
+        let p = 48, g = 48 * scale, block = 64
+        var gtRNG = SplitMix64(seed: 1), lqRNG = SplitMix64(seed: 2)
+        func fill(_ buf: inout [UInt8], _ r: inout SplitMix64) {
+            buf.withUnsafeMutableBytes { raw in
+                let words = raw.count / 8
                 let w = raw.baseAddress!.bindMemory(to: UInt64.self, capacity: words)
                 for i in 0..<words { w[i] = r.next() }
-                for i in (words * 8)..<n { raw[i] = UInt8(truncatingIfNeeded: r.next()) }
+                for i in (words * 8)..<raw.count { raw[i] = UInt8(truncatingIfNeeded: r.next()) }
             }
-            return out
         }
-        try HDF5File.writeAtomically(to: path) { f in
-            try f.setAttribute("format_version", 1)
-            try f.setAttribute("kind", "patches")
-            try f.setAttribute("task", "sr_\(scale)")
-            try f.setAttribute("scale", scale)
-            try f.setAttribute("patch_size", p)
-            try f.setAttribute("degradation", "{\"resize\":\"random_bench\",\"scale\":\(scale)}")
-            try f.setAttribute("seed", 0)
-            try f.setAttribute("sources", "[]")
-            try f.setAttribute("count", count)
-            try f.setAttribute("content_sha256", "")
-            try f.writeUInt8("gt", bytes: random(count * g * g * 3, seed: 1), shape: [count, g, g, 3], chunk: [1, g, g, 3])
-            try f.writeUInt8("lq", bytes: random(count * p * p * 3, seed: 2), shape: [count, p, p, 3], chunk: [1, p, p, 3])
+        let header = PatchFile.Header(task: "sr_\(scale)", scale: scale, patchSize: p,
+                                      degradation: "{\"resize\":\"random_bench\",\"scale\":\(scale)}")
+        try PatchFile.write(to: path, header: header) { w in
+            var gt = [UInt8](repeating: 0, count: block * g * g * 3), lq = [UInt8](repeating: 0, count: block * p * p * 3)
+            var done = 0
+            while done < count {
+                let n = min(block, count - done)
+                if n < block { gt = Array(gt.prefix(n * g * g * 3)); lq = Array(lq.prefix(n * p * p * 3)) }
+                fill(&gt, &gtRNG); fill(&lq, &lqRNG)
+                try w.appendPatches(gt: gt, lq: lq, count: n)
+                done += n
+            }
         }
     }
 }

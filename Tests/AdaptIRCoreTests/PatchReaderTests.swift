@@ -17,48 +17,35 @@ final class PatchReaderTests: XCTestCase {
         return (0..<n).map { _ in UInt8(truncatingIfNeeded: r.next() >> 56) }
     }
 
-    /// A version-1 patch file of kind "patches" with `n` random patches (LQ p x p, GT ps x ps), one patch per chunk.
+    /// A version-1 patch file of kind "patches" with `n` random patches (LQ p x p, GT ps x ps), written with
+    /// `PatchFile.write`. A `version`, `kind` or `gtShape` other than the default then breaks it by hand (HDF5File):
+    /// that attribute is overwritten, or `gt` is replaced by a dataset of that shape.
     func writePatches(_ name: String, n: Int, p: Int = 8, s: Int = 2, version: Int = 1, kind: String = "patches",
                       gtShape: [Int]? = nil) throws -> (path: String, lq: [UInt8], gt: [UInt8]) {
         let path = dir + "/" + name
         let g = p * s
         let lq = Self.bytes(n * p * p * 3, seed: 1), gt = Self.bytes(n * g * g * 3, seed: 2)
-        try HDF5File.writeAtomically(to: path) { f in
-            try f.setAttribute("format_version", version)
-            try f.setAttribute("kind", kind)
-            try f.setAttribute("task", "sr_\(s)")
-            try f.setAttribute("scale", s)
-            try f.setAttribute("patch_size", p)
-            try f.setAttribute("degradation", "{\"resize\":\"matlab_bicubic\",\"scale\":\(s)}")
-            try f.setAttribute("seed", 0)
-            try f.setAttribute("sources", "[]")
-            try f.setAttribute("count", n)
-            try f.setAttribute("content_sha256", String(repeating: "0", count: 64))
-            let gs = gtShape ?? [n, g, g, 3]
-            try f.writeUInt8("gt", bytes: Array(gt.prefix(gs.reduce(1, *))), shape: gs, chunk: [1] + gs.dropFirst())
-            try f.writeUInt8("lq", bytes: lq, shape: [n, p, p, 3], chunk: [1, p, p, 3])
+        let header = PatchFile.Header(task: "sr_\(s)", scale: s, patchSize: p,
+                                      degradation: "{\"resize\":\"matlab_bicubic\",\"scale\":\(s)}")
+        try PatchFile.write(to: path, header: header) { try $0.appendPatches(gt: gt, lq: lq, count: n) }
+        if version != 1 || kind != "patches" || gtShape != nil {
+            let f = try HDF5File.open(path, readOnly: false)
+            defer { f.close() }
+            if version != 1 { try f.setAttribute("format_version", version) }
+            if kind != "patches" { try f.setAttribute("kind", kind) }
+            if let gs = gtShape {
+                try f.writeUInt8("gt", bytes: Array(gt.prefix(gs.reduce(1, *))), shape: gs, chunk: [1] + gs.dropFirst())
+            }
         }
         return (path, lq, gt)
     }
 
-    /// A version-1 file of kind "images": `m` sub-images of side `side`.
+    /// A version-1 file of kind "images": `m` sub-images of side `side`, written with `PatchFile.write`.
     func writeImages(_ name: String, m: Int, side: Int, p: Int = 8, s: Int = 2) throws -> (path: String, images: [UInt8]) {
         let path = dir + "/" + name
         let img = Self.bytes(m * side * side * 3, seed: 3)
-        try HDF5File.writeAtomically(to: path) { f in
-            try f.setAttribute("format_version", 1)
-            try f.setAttribute("kind", "images")
-            try f.setAttribute("task", "sr_\(s)")
-            try f.setAttribute("scale", s)
-            try f.setAttribute("patch_size", p)
-            try f.setAttribute("image_size", side)
-            try f.setAttribute("degradation", "{}")
-            try f.setAttribute("seed", 0)
-            try f.setAttribute("sources", "[]")
-            try f.setAttribute("count", m)
-            try f.setAttribute("content_sha256", String(repeating: "0", count: 64))
-            try f.writeUInt8("images", bytes: img, shape: [m, side, side, 3], chunk: [1, side, side, 3])
-        }
+        let header = PatchFile.Header(kind: .images, task: "sr_\(s)", scale: s, patchSize: p, imageSize: side)
+        try PatchFile.write(to: path, header: header) { try $0.appendImages(img, count: m) }
         return (path, img)
     }
 
@@ -207,7 +194,7 @@ final class PatchReaderTests: XCTestCase {
         assertRefused(bare, "format_version")
         assertRefused(try writePatches("v2.h5", n: 4, version: 2).path, "format_version")
         assertRefused(try writePatches("kind.h5", n: 4, kind: "tensors").path, "kind")
-        assertRefused(try writePatches("shape.h5", n: 4, gtShape: [4, 15, 16, 3]).path, "dataset 'gt' has shape [4, 15, 16, 3]")
+        assertRefused(try writePatches("shape.h5", n: 4, gtShape: [4, 15, 16, 3]).path, "dataset 'gt': shape [4, 15, 16, 3]")
         assertRefused(try writeImages("img.h5", m: 2, side: 20).path, "degradation")
     }
 
@@ -245,12 +232,13 @@ final class PatchReaderTests: XCTestCase {
         XCTAssertNil(try failing.nextBatch(), "the epoch ends after the error")
     }
 
-    /// A dataset of the right shape but a float type is refused at open.
+    /// A dataset of the right shape but a float type is refused at open (every attribute is present and valid).
     func testRefusesFloatDataset() throws {
         let path = dir + "/float.h5"
         try HDF5File.writeAtomically(to: path) { f in
             for (k, v) in [("format_version", 1), ("scale", 1), ("patch_size", 2), ("count", 1), ("seed", 0)] { try f.setAttribute(k, v) }
-            try f.setAttribute("kind", "patches"); try f.setAttribute("task", "denoise_30")
+            for (k, v) in [("kind", "patches"), ("task", "denoise_30"), ("degradation", "{}"), ("sources", "[]"),
+                           ("content_sha256", String(repeating: "0", count: 64))] { try f.setAttribute(k, v) }
             try f.write("gt", floats: [Float](repeating: 0, count: 12), shape: [1, 2, 2, 3])
             try f.write("lq", floats: [Float](repeating: 0, count: 12), shape: [1, 2, 2, 3])
         }

@@ -58,9 +58,7 @@ public final class PatchFile {
     /// attribute or a mis-shaped dataset throws a `DataError` naming the file and the attribute or dataset.
     public static func open(_ path: String) throws -> PatchFile {
         let f: HDF5File
-        do { f = try HDF5File.open(path, readOnly: true) } catch let e as HDF5Error {
-            throw DataError(file: path, message: e.message)
-        }
+        do { f = try HDF5File.open(path, readOnly: true) } catch let e as HDF5Error { throw dataError(e, path) }
         func bad(_ what: String, _ msg: String) -> DataError { DataError(file: path, message: "\(what): \(msg)") }
         func int(_ name: String) throws -> Int {
             do {
@@ -105,6 +103,10 @@ public final class PatchFile {
             let s: [Int]
             do { s = try f.shape(of: name) } catch let e as HDF5Error { throw bad("dataset '\(name)'", e.message) }
             guard s == expected else { throw bad("dataset '\(name)'", "shape \(s) expected \(expected)") }
+            // An empty read checks the stored type (uint8 reads need an integer type) without touching data.
+            do {
+                try f.readUInt8(name, start: [0, 0, 0, 0], count: [0, 0, 0, 0], into: UnsafeMutableBufferPointer(start: nil, count: 0))
+            } catch let e as HDF5Error { throw bad("dataset '\(name)'", e.message) }
         }
         switch kind {
         case .patches:
@@ -136,7 +138,7 @@ public final class PatchFile {
         do {
             try file.readUInt8("lq", start: [range.lowerBound, 0, 0, 0], count: [range.count, patchSize, patchSize, 3], into: lq)
             try file.readUInt8("gt", start: [range.lowerBound, 0, 0, 0], count: [range.count, g, g, 3], into: gt)
-        } catch let e as HDF5Error { throw DataError(file: path, message: e.description) }
+        } catch let e as HDF5Error { throw Self.dataError(e, path) }
     }
 
     /// Reads patch pair `index` (kind patches) into `lq` (48*48*3 bytes) and `gt` ((48s)^2*3 bytes), HWC RGB.
@@ -152,19 +154,22 @@ public final class PatchFile {
         guard index >= 0, index < count else { throw DataError(file: path, message: "image \(index) outside 0..<\(count)") }
         do {
             try file.readUInt8("images", start: [index, 0, 0, 0], count: [1, s, s, 3], into: into)
-        } catch let e as HDF5Error { throw DataError(file: path, message: e.description) }
+        } catch let e as HDF5Error { throw Self.dataError(e, path) }
     }
 
     /// Recomputes the content hash and compares it with `content_sha256`: a mismatch throws
     /// `DataError(file, "content_sha256 mismatch: stored X, computed Y")`.
     public func verify() throws {
         let computed: String
-        do { computed = try Self.contentHash(of: file, kind: kind) } catch let e as HDF5Error {
-            throw DataError(file: path, message: e.description)
-        }
+        do { computed = try Self.contentHash(of: file, kind: kind) } catch let e as HDF5Error { throw Self.dataError(e, path) }
         guard computed == contentSHA256 else {
             throw DataError(file: path, message: "content_sha256 mismatch: stored \(contentSHA256), computed \(computed) (pixel data changed or corrupt)")
         }
+    }
+
+    /// An HDF5 failure as a one-line `DataError` naming the file: `path: object: message`.
+    static func dataError(_ e: HDF5Error, _ path: String) -> DataError {
+        DataError(file: path, message: e.object.map { "\($0): \(e.message)" } ?? e.message)
     }
 
     /// SHA-256 of the stored bytes of `gt` then `lq` (kind patches) or of `images`, read in blocks of items.
@@ -191,7 +196,111 @@ public final class PatchFile {
     }
 }
 
-// MARK: Writing (used by the packer)
+// MARK: Writing (used by the packer, `bench data` and tests)
+
+extension PatchFile {
+    /// The header of a file to write; `count` and `content_sha256` are computed from the datasets by `write`.
+    public struct Header: Sendable {
+        public var kind: Kind
+        public var task: String
+        public var scale: Int
+        /// LQ patch side (48).
+        public var patchSize: Int
+        /// Side S of the sub-images; required for kind images, ignored for patches.
+        public var imageSize: Int?
+        /// The degradation parameters as JSON.
+        public var degradation: String
+        public var seed: Int
+        /// Source file names relative to the input folder (stored sorted as given).
+        public var sources: [String]
+
+        public init(kind: Kind = .patches, task: String, scale: Int, patchSize: Int = 48, imageSize: Int? = nil,
+                    degradation: String = "{}", seed: Int = 0, sources: [String] = []) {
+            self.kind = kind; self.task = task; self.scale = scale; self.patchSize = patchSize
+            self.imageSize = imageSize; self.degradation = degradation; self.seed = seed; self.sources = sources
+        }
+    }
+
+    /// Appends items to the file that `PatchFile.write` is writing; valid only inside its `body`.
+    public struct Writer {
+        let file: HDF5File
+        public let header: Header
+
+        /// Appends `count` patch pairs (kind patches): `gt` holds `count * (48s)^2 * 3` bytes and `lq`
+        /// `count * 48^2 * 3`, HWC RGB, patch after patch.
+        public func appendPatches(gt: UnsafeRawBufferPointer, lq: UnsafeRawBufferPointer, count: Int) throws {
+            precondition(header.kind == .patches, "PatchFile.Writer.appendPatches: kind is \(header.kind.rawValue)")
+            try file.appendItems("gt", gt, items: count)
+            try file.appendItems("lq", lq, items: count)
+        }
+
+        /// `appendPatches` from arrays.
+        public func appendPatches(gt: [UInt8], lq: [UInt8], count: Int) throws {
+            try gt.withUnsafeBytes { g in try lq.withUnsafeBytes { l in try appendPatches(gt: g, lq: l, count: count) } }
+        }
+
+        /// Appends `count` sub-images (kind images) of `S * S * 3` bytes each, HWC RGB.
+        public func appendImages(_ bytes: UnsafeRawBufferPointer, count: Int) throws {
+            precondition(header.kind == .images, "PatchFile.Writer.appendImages: kind is \(header.kind.rawValue)")
+            try file.appendItems("images", bytes, items: count)
+        }
+
+        /// `appendImages` from an array.
+        public func appendImages(_ bytes: [UInt8], count: Int) throws {
+            try bytes.withUnsafeBytes { try appendImages($0, count: count) }
+        }
+    }
+
+    /// Writes a version-1 patch file at `path` atomically (temp name, then rename; nothing left behind on error):
+    /// creates the empty datasets of `header.kind` (one item per chunk, gzip 4 when `compress`), runs `body` to
+    /// append the items, then writes the header attributes with `count` and `content_sha256` (`writeHeader`).
+    @discardableResult
+    public static func write(to path: String, header: Header, compress: Bool = false,
+                             body: (Writer) throws -> Void) throws -> (count: Int, contentSHA256: String) {
+        var result = (count: 0, contentSHA256: "")
+        try HDF5File.writeAtomically(to: path) { f in
+            try createDatasets(in: f, header: header, compress: compress)
+            try body(Writer(file: f, header: header))
+            result = try writeHeader(header, into: f)
+        }
+        return result
+    }
+
+    /// Creates the empty, extendable datasets of `header.kind`: `gt` and `lq`, or `images`.
+    static func createDatasets(in f: HDF5File, header h: Header, compress: Bool) throws {
+        if h.kind == .patches {
+            let g = h.patchSize * h.scale
+            try f.createItemDataset("gt", item: [g, g, 3], compress: compress)
+            try f.createItemDataset("lq", item: [h.patchSize, h.patchSize, 3], compress: compress)
+        } else {
+            guard let s = h.imageSize else { throw f.error(nil, "kind images needs an image size") }
+            try f.createItemDataset("images", item: [s, s, 3], compress: compress)
+        }
+    }
+
+    /// Writes the root attributes of format version 1 from `header`, with `count` (items in the datasets) and
+    /// `content_sha256` (`contentHash` of the stored bytes); returns both.
+    @discardableResult
+    static func writeHeader(_ h: Header, into f: HDF5File) throws -> (count: Int, contentSHA256: String) {
+        let count = try f.shape(of: h.kind == .patches ? "lq" : "images").first ?? 0
+        let sha = try contentHash(of: f, kind: h.kind)
+        let sources = try JSONSerialization.data(withJSONObject: h.sources, options: [.sortedKeys, .withoutEscapingSlashes])
+        try f.setAttribute("format_version", formatVersion)
+        try f.setAttribute("kind", h.kind.rawValue)
+        try f.setAttribute("task", h.task)
+        try f.setAttribute("scale", h.scale)
+        try f.setAttribute("patch_size", h.patchSize)
+        if h.kind == .images, let s = h.imageSize { try f.setAttribute("image_size", s) }
+        try f.setAttribute("degradation", h.degradation)
+        try f.setAttribute("seed", h.seed)
+        try f.setAttribute("sources", String(decoding: sources, as: UTF8.self))
+        try f.setAttribute("count", count)
+        try f.setAttribute("content_sha256", sha)
+        return (count, sha)
+    }
+}
+
+// MARK: HDF5 helpers of the writer
 
 extension HDF5File {
     /// Creates an empty, extendable uint8 dataset `name` of shape [0] + `item` (max [unlimited] + item), chunked one

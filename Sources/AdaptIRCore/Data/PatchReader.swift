@@ -23,7 +23,7 @@ public typealias DegradeFunction = @Sendable (RGBImage, inout SampleRNG) throws 
 /// rethrows a read failure as a `DataError` naming the file, and returns nil at the end of the epoch.
 /// Usage: `start(epoch: e)`, then `while let b = try reader.nextBatch() { ... }`. `stop()` (also run by `deinit`
 /// and by the next `start`) cancels the thread and waits for it. Not for concurrent use from several threads.
-/// The reading part is coded directly against `HDF5File` (the `PatchFile` type of the packer was not on main yet).
+/// Opening, validation and reading go through `PatchFile` (one per reader, used by one thread at a time).
 public final class PatchReader: @unchecked Sendable {
     /// Validated header of the file.
     public let path: String
@@ -57,32 +57,34 @@ public final class PatchReader: @unchecked Sendable {
         dropLastBatch ? sampler.samplesPerRank / batchSize : (sampler.samplesPerRank + batchSize - 1) / batchSize
     }
 
-    /// Opens and validates `path` (format_version 1, kind, attributes, dataset shapes); throws a one-line
-    /// `DataError` naming the file otherwise. `degrade` is required for kind "images" and ignored for "patches".
+    /// Opens and validates `path` with `PatchFile.open` (format_version 1, kind, attributes, dataset shapes and
+    /// types) and refuses an empty file; throws a one-line `DataError` naming the file otherwise. `degrade` is
+    /// required for kind "images" and ignored for "patches".
     public init(path: String, ranks: Int = 1, rank: Int = 0, batchSize: Int, seed: UInt64, shuffle: Bool = true,
                 dropLast: Bool = false, dropLastBatch: Bool = false, augment: Bool = true, prefetch: Int = 3,
                 degrade: DegradeFunction? = nil) throws {
         precondition(batchSize >= 1, "PatchReader: batchSize must be >= 1, got \(batchSize)")
         precondition(prefetch >= 1, "PatchReader: prefetch must be >= 1, got \(prefetch)")
-        let header = try ReaderCore.validate(path)
-        if header.kind == "images" && degrade == nil {
-            throw DataError(file: path, message: "kind 'images' needs a degradation function (task '\(header.task)')")
+        let file = try PatchFile.open(path)
+        guard file.count >= 1 else { throw DataError(file: path, message: "attribute 'count' is 0: no samples") }
+        if file.kind == .images && degrade == nil {
+            throw DataError(file: path, message: "kind 'images' needs a degradation function (task '\(file.task)')")
         }
         self.path = path
-        kind = header.kind
-        task = header.task
-        scale = header.scale
-        patchSize = header.patchSize
-        imageSize = header.imageSize
-        count = header.count
-        sampler = DistributedSampler(count: header.count, ranks: ranks, rank: rank, shuffle: shuffle, seed: seed,
+        kind = file.kind.rawValue
+        task = file.task
+        scale = file.scale
+        patchSize = file.patchSize
+        imageSize = file.imageSize
+        count = file.count
+        sampler = DistributedSampler(count: file.count, ranks: ranks, rank: rank, shuffle: shuffle, seed: seed,
                                      dropLast: dropLast)
         self.batchSize = batchSize
         self.dropLastBatch = dropLastBatch
         self.seed = seed
         self.augment = augment
         self.prefetch = prefetch
-        core = ReaderCore(header: header, file: header.file, seed: seed, augment: augment, degrade: degrade)
+        core = ReaderCore(file: file, seed: seed, augment: augment, degrade: degrade)
     }
 
     deinit { stop() }
@@ -187,16 +189,9 @@ private final class Pipe: @unchecked Sendable {
 
 /// File access and per-sample work, used only by one thread at a time (the prefetcher, or `sample` when idle).
 final class ReaderCore: @unchecked Sendable {
-    struct Header {
-        let file: HDF5File
-        let kind: String, task: String
-        let scale: Int, patchSize: Int, count: Int
-        let imageSize: Int?
-    }
-
-    let file: HDF5File
+    let file: PatchFile
     let path: String
-    let kind: String
+    let images: Bool
     let scale: Int, p: Int, g: Int
     let imageSize: Int
     let seed: UInt64
@@ -205,14 +200,14 @@ final class ReaderCore: @unchecked Sendable {
     // Scratch buffers, reused across samples.
     var lqBuf: [UInt8], gtBuf: [UInt8], imgBuf: [UInt8], tmp: [UInt8]
 
-    init(header h: Header, file: HDF5File, seed: UInt64, augment: Bool, degrade: DegradeFunction?) {
+    init(file: PatchFile, seed: UInt64, augment: Bool, degrade: DegradeFunction?) {
         self.file = file
         path = file.path
-        kind = h.kind
-        scale = h.scale
-        p = h.patchSize
-        g = h.patchSize * h.scale
-        imageSize = h.imageSize ?? 0
+        images = file.kind == .images
+        scale = file.scale
+        p = file.patchSize
+        g = file.patchSize * file.scale
+        imageSize = file.imageSize ?? 0
         self.seed = seed
         self.augment = augment
         self.degrade = degrade
@@ -222,63 +217,11 @@ final class ReaderCore: @unchecked Sendable {
         tmp = [UInt8](repeating: 0, count: g * g * 3)
     }
 
-    /// Any error as a one-line DataError naming the file.
+    /// Any error as a one-line DataError naming the file (`PatchFile` and the reader already throw those; a
+    /// `degrade` function may throw anything).
     func dataError(_ error: Error) -> DataError {
-        Self.asDataError(error, path)
-    }
-
-    static func asDataError(_ error: Error, _ path: String) -> DataError {
         if let d = error as? DataError { return d }
-        if let h = error as? HDF5Error {
-            return DataError(file: path, message: h.object.map { "\($0): \(h.message)" } ?? h.message)
-        }
         return DataError(file: path, message: "\(error)".replacingOccurrences(of: "\n", with: " "))
-    }
-
-    /// Opens `path` read-only and checks the version-1 header and dataset shapes.
-    static func validate(_ path: String) throws -> Header {
-        do {
-            let f = try HDF5File.open(path, readOnly: true)
-            func err(_ m: String) -> DataError { DataError(file: path, message: m) }
-            func int(_ name: String) throws -> Int {
-                guard let v = try f.attributeInt(name) else { throw err("attribute '\(name)' missing (not a patch file?)") }
-                return v
-            }
-            func str(_ name: String) throws -> String {
-                guard let v = try f.attributeString(name) else { throw err("attribute '\(name)' missing (not a patch file?)") }
-                return v
-            }
-            let version = try int("format_version")
-            guard version == 1 else { throw err("attribute 'format_version' is \(version), this reader knows only 1") }
-            let kind = try str("kind")
-            guard kind == "patches" || kind == "images" else {
-                throw err("attribute 'kind' is '\(kind)', expected 'patches' or 'images'")
-            }
-            let task = try str("task")
-            let scale = try int("scale"), ps = try int("patch_size"), n = try int("count")
-            guard (1...4).contains(scale) else { throw err("attribute 'scale' is \(scale), expected 1...4") }
-            guard ps >= 1 else { throw err("attribute 'patch_size' is \(ps), expected >= 1") }
-            guard n >= 1 else { throw err("attribute 'count' is \(n): no samples") }
-            func expectShape(_ name: String, _ want: [Int]) throws {
-                guard f.exists(name) else { throw err("dataset '\(name)' missing") }
-                let s = try f.shape(of: name)
-                guard s == want else { throw err("dataset '\(name)' has shape \(s), expected \(want)") }
-                _ = try f.readUInt8(name, start: [0, 0, 0, 0], count: [1, 1, 1, 1])  // stored type must be integer
-            }
-            var imageSize: Int? = nil
-            if kind == "patches" {
-                try expectShape("gt", [n, ps * scale, ps * scale, 3])
-                try expectShape("lq", [n, ps, ps, 3])
-            } else {
-                let s = try int("image_size")
-                guard s >= ps * scale else { throw err("attribute 'image_size' \(s) is smaller than the HR patch \(ps * scale)") }
-                try expectShape("images", [n, s, s, 3])
-                imageSize = s
-            }
-            return Header(file: f, kind: kind, task: task, scale: scale, patchSize: ps, count: n, imageSize: imageSize)
-        } catch {
-            throw asDataError(error, path)
-        }
     }
 
     /// Builds the batch of the global indices `idx` for `epoch`.
@@ -288,7 +231,7 @@ final class ReaderCore: @unchecked Sendable {
         let gt = Tensor(uninitialized: [b, 3, g, g])
         for (k, i) in idx.enumerated() {
             var m = 0
-            if kind == "patches" { m = try loadPatch(i, epoch: epoch) } else { try loadImageSample(i, epoch: epoch) }
+            if images { try loadImageSample(i, epoch: epoch) } else { m = try loadPatch(i, epoch: epoch) }
             Self.toCHW(lqBuf, side: p, mode: m, into: lq.data + k * 3 * p * p)
             Self.toCHW(gtBuf, side: g, mode: m, into: gt.data + k * 3 * g * g)
         }
@@ -317,8 +260,9 @@ final class ReaderCore: @unchecked Sendable {
 
     /// Reads patch `i` into the scratch buffers; returns its augmentation mode (applied during the conversion).
     private func loadPatch(_ i: Int, epoch: Int) throws -> Int {
-        try lqBuf.withUnsafeMutableBufferPointer { try file.readUInt8("lq", start: [i, 0, 0, 0], count: [1, p, p, 3], into: $0) }
-        try gtBuf.withUnsafeMutableBufferPointer { try file.readUInt8("gt", start: [i, 0, 0, 0], count: [1, g, g, 3], into: $0) }
+        try lqBuf.withUnsafeMutableBufferPointer { lq in
+            try gtBuf.withUnsafeMutableBufferPointer { gt in try file.readPatches(i, lq: lq, gt: gt) }
+        }
         return mode(i, epoch: epoch)
     }
 
@@ -326,7 +270,7 @@ final class ReaderCore: @unchecked Sendable {
     /// augmentation, then the degradation to the LQ patch.
     private func loadImageSample(_ i: Int, epoch: Int) throws {
         let S = imageSize
-        try imgBuf.withUnsafeMutableBufferPointer { try file.readUInt8("images", start: [i, 0, 0, 0], count: [1, S, S, 3], into: $0) }
+        try imgBuf.withUnsafeMutableBufferPointer { try file.readImage(i, into: $0) }
         var crop = SampleRNG(seed: seed, epoch: epoch, index: i, stream: .crop)
         let positions = S / scale - p + 1
         let top = scale * crop.below(positions), left = scale * crop.below(positions)
