@@ -132,14 +132,13 @@ public enum Packer {
 
         var count = 0, packed: [String] = [], skipped: [String] = []
         var sha = ""
+        var header = PatchFile.Header(kind: o.kind, task: task.name, scale: scale, patchSize: o.patchSize,
+                                      imageSize: o.kind == .images ? o.imageSize : nil,
+                                      degradation: task.degradationJSON(lqFromFiles: lqFromFiles, kind: o.kind),
+                                      seed: Int(bitPattern: UInt(o.seed)))
         try HDF5File.writeAtomically(to: o.output) { f in
             let p = o.patchSize, g = p * scale
-            if o.kind == .patches {
-                try f.createItemDataset("gt", item: [g, g, 3], compress: o.compress)
-                try f.createItemDataset("lq", item: [p, p, 3], compress: o.compress)
-            } else {
-                try f.createItemDataset("images", item: [o.imageSize, o.imageSize, 3], compress: o.compress)
-            }
+            try PatchFile.createDatasets(in: f, header: header, compress: o.compress)
             for (i, pair) in pairs.enumerated() {
                 let n: Int
                 if o.kind == .patches {
@@ -159,19 +158,9 @@ public enum Packer {
             guard count > 0 else {
                 throw DataError(file: o.input, message: "no image is large enough to give a patch (\(skipped.count) skipped)")
             }
-            sha = try PatchFile.contentHash(of: f, kind: o.kind)
-            try f.setAttribute("format_version", PatchFile.formatVersion)
-            try f.setAttribute("kind", o.kind.rawValue)
-            try f.setAttribute("task", task.name)
-            try f.setAttribute("scale", scale)
-            try f.setAttribute("patch_size", p)
-            if o.kind == .images { try f.setAttribute("image_size", o.imageSize) }
-            try f.setAttribute("degradation", task.degradationJSON(lqFromFiles: lqFromFiles, kind: o.kind))
-            try f.setAttribute("seed", Int(bitPattern: UInt(o.seed)))
-            try f.setAttribute("sources", jsonArray(packed))
+            header.sources = packed
+            sha = try PatchFile.writeHeader(header, into: f).contentSHA256
             try f.setAttribute("skipped", jsonArray(skipped))
-            try f.setAttribute("count", count)
-            try f.setAttribute("content_sha256", sha)
         }
         return PackReport(output: o.output, count: count, packedImages: packed.count, skipped: skipped, contentSHA256: sha)
     }
