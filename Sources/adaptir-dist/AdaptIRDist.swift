@@ -15,37 +15,9 @@ struct AdaptIRDist: ParsableCommand {
     )
 }
 
-/// Commands whose implementation lands with a later issue: they state what they will do and exit non-zero,
-/// so no script mistakes them for a finished run.
-protocol PlannedCommand: ParsableCommand {
-    static var plannedIn: String { get }
-}
-
-extension PlannedCommand {
-    func run() throws {
-        let name = Self.configuration.commandName ?? "command"
-        FileHandle.standardError.write(Data(
-            "adaptir-dist \(name): not available in this build yet (\(Self.plannedIn)). It will: \(Self.configuration.abstract)\n".utf8))
-        throw ExitCode(2)
-    }
-}
-
-struct Eval: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Restore a test set with IPT's sliding-window chop and report PSNR/SSIM per spec 5.2.")
-    static let plannedIn = "issue #5, the distributed trainer"
-}
-
-struct Restore: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Restore one image with a backbone file and an adapter file, writing a PNG.")
-    static let plannedIn = "issue #5, the distributed trainer"
-}
-
-
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks: achieved GFLOP/s of the operators (`ops`); model and data benchmarks follow.",
+        abstract: "Benchmarks: operators (`ops`), the whole model (`model`) and the patch reader (`data`).",
         subcommands: [BenchOps.self, BenchModel.self, BenchData.self]
     )
 }
