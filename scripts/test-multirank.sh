@@ -12,7 +12,7 @@ set -u
 cd "$(dirname "$0")/.."
 
 bundle="${1:-${TEST_BUNDLE:-.build/debug/adaptir-distPackageTests.xctest}}"
-filter="${MULTIRANK_FILTER:-AdaptIRCoreTests.MultiRankTests,AdaptIRCoreTests.TrainerMultiRankTests}"
+filter="${MULTIRANK_FILTER:-AdaptIRCoreTests.MultiRankTests,AdaptIRCoreTests.TrainerMultiRankTests,AdaptIRCoreTests.WatchdogMultiRankTests}"
 limit="${MULTIRANK_TIMEOUT:-300}"
 ranks="${MULTIRANK_RANKS:-2 4}"
 logdir="${MULTIRANK_LOGDIR:-.build/multirank-logs}"

@@ -7,6 +7,7 @@ static inline MPI_Comm     swmpi_comm_self(void)  { return MPI_COMM_SELF; }
 static inline MPI_Datatype swmpi_float(void)      { return MPI_FLOAT; }
 static inline MPI_Datatype swmpi_double(void)     { return MPI_DOUBLE; }
 static inline MPI_Datatype swmpi_int64(void)      { return MPI_INT64_T; }
+static inline MPI_Datatype swmpi_int32(void)      { return MPI_INT32_T; }
 static inline MPI_Datatype swmpi_uint64(void)     { return MPI_UINT64_T; }
 static inline MPI_Datatype swmpi_byte(void)       { return MPI_BYTE; }
 static inline MPI_Op       swmpi_sum(void)        { return MPI_SUM; }
@@ -17,3 +18,5 @@ static inline MPI_Errhandler swmpi_errors_return(void) { return MPI_ERRORS_RETUR
 static inline MPI_Info     swmpi_info_null(void)  { return MPI_INFO_NULL; }
 static inline int          swmpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
 static inline MPI_Datatype swmpi_uint8(void)      { return MPI_UINT8_T; }
+static inline MPI_Status*  swmpi_status_ignore(void)   { return MPI_STATUS_IGNORE; }
+static inline MPI_Status*  swmpi_statuses_ignore(void) { return MPI_STATUSES_IGNORE; }

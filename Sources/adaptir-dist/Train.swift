@@ -32,6 +32,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints (0: only at the end).") var checkpointEvery: Int?
     @Option(help: "Output folder (checkpoint.h5, train.csv, results.md, restored images).") var output: String?
     @Option(name: .customLong("sync-bn"), help: "Sum adapter batch-norm statistics over ranks (true/false).") var syncBN: Bool?
+    @Option(help: "Seconds a rank may wait for the others at a step before the job ends with a report of the late ranks (0: off).")
+    var watchdog: Double = 300
     @Flag(help: "Continue from OUTPUT/checkpoint.h5.") var resume = false
     @Flag(name: .customLong("no-eval"), help: "Skip the evaluation before and after.") var noEval = false
 
@@ -68,7 +70,7 @@ struct Train: ParsableCommand {
         let config = try resolvedConfig()
         let comm = Communicator.world
         do {
-            try TrainingJob(config: config, comm: comm, resume: resume, evaluate: !noEval).run()
+            try TrainingJob(config: config, comm: comm, resume: resume, evaluate: !noEval, watchdog: watchdog).run()
         } catch {
             let line = "adaptir-dist train: rank \(comm.rank): \(error)\n"
             FileHandle.standardError.write(Data(line.utf8))
@@ -85,6 +87,7 @@ struct TrainingJob {
     let comm: Communicator
     let resume: Bool
     let evaluate: Bool
+    let watchdog: Double
 
     func log(_ s: String) { if comm.isRoot { FileHandle.standardOutput.write(Data((s + "\n").utf8)) } }
 
@@ -112,6 +115,7 @@ struct TrainingJob {
         var options = TrainingRunOptions(steps: config.steps, checkpointEvery: config.checkpointEvery, outputDirectory: config.output)
         options.configText = config.canonicalJSON
         options.dataSeed = config.seed
+        options.watchdogSeconds = watchdog
         if resume, FileManager.default.fileExists(atPath: options.checkpointPath) {
             if comm.isRoot { try TrainingCheckpoint.load(options.checkpointPath, into: trainer) }
             log("resuming from \(options.checkpointPath)")

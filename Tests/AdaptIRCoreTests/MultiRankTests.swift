@@ -187,3 +187,26 @@ final class MPIFinalizeObserver: NSObject, XCTestObservation, @unchecked Sendabl
         Communicator.finalize()
     }
 }
+
+/// The watchdog's rendezvous: with all ranks on time it passes; when one rank comes late, rank 0 names it and the
+/// ranks waiting to be released name rank 0 (in a job, the first report ends the job with MPI_Abort).
+final class WatchdogMultiRankTests: XCTestCase {
+    func testRendezvousNamesTheLateRank() throws {
+        let comm = Communicator.world
+        try comm.rendezvous(tag: 1, timeout: 10)
+        guard comm.size > 1 else {
+            print("WatchdogMultiRankTests: rank 0 of 1 ok (single process: rendezvous is a no-op)")
+            return
+        }
+        let late = comm.size - 1
+        if comm.rank == late { usleep(1_500_000) }
+        let timeout = comm.rank == 0 ? 0.5 : 1.0
+        XCTAssertThrowsError(try comm.rendezvous(tag: 2, timeout: timeout)) { error in
+            guard let stall = error as? StallError else { return XCTFail("\(error)") }
+            XCTAssertEqual(stall.missing, comm.rank == 0 ? [late] : [0])
+            XCTAssertEqual(stall.rank, comm.rank)
+        }
+        try comm.barrier()
+        print("WatchdogMultiRankTests: rank \(comm.rank) of \(comm.size) ok (late rank \(late) named by rank 0)")
+    }
+}

@@ -128,7 +128,7 @@ public final class Communicator: @unchecked Sendable {
 
     // MARK: - Plumbing
 
-    private func check(_ rc: Int32, _ op: String) throws {
+    func check(_ rc: Int32, _ op: String) throws {
         if rc != MPI_SUCCESS {
             throw CommunicatorError(operation: op, code: rc, message: Communicator.errorString(rc))
         }

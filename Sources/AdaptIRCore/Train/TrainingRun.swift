@@ -66,6 +66,9 @@ public struct TrainingRunOptions {
     /// The run's configuration text, stored in every checkpoint.
     public var configText: String = ""
     public var dataSeed: UInt64 = 0
+    /// Seconds a rank may wait for the others at the start of a step before the job is ended with a report of the
+    /// late ranks (0: no watchdog).
+    public var watchdogSeconds: Double = 300
     /// Called on rank 0 after every step (progress bar, logs).
     public var onStep: ((StepStats) -> Void)? = nil
 
@@ -112,6 +115,12 @@ public final class TrainingRun {
         }
         defer { try? csv?.close() }
         while trainer.step < options.steps {
+            if options.watchdogSeconds > 0 {
+                do { try comm.rendezvous(tag: trainer.step, timeout: options.watchdogSeconds) } catch let stall as StallError {
+                    FileHandle.standardError.write(Data("watchdog: \(stall); ending the job\n".utf8))
+                    comm.abort(code: 4)
+                }
+            }
             let t0 = monotonicSeconds()
             let (lq, gt) = try source.batch(forStep: trainer.step)
             if let t = source.task(forStep: trainer.step) { trainer.task = t }

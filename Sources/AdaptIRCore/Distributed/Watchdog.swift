@@ -1,0 +1,80 @@
+import CMPI
+import Foundation
+
+/// A rank that did not reach a rendezvous in time: who waited, for whom, and where.
+public struct StallError: Error, CustomStringConvertible {
+    public let rank: Int
+    public let missing: [Int]
+    public let tag: Int
+    public let seconds: Double
+    public var description: String {
+        "rank \(rank) waited \(String(format: "%.0f", seconds)) s at step \(tag): rank(s) \(missing.map(String.init).joined(separator: ", ")) did not arrive"
+    }
+}
+
+extension Communicator {
+    /// A barrier with a deadline that names the late ranks (the idea of Horovod's stall inspector).
+    ///
+    /// Every rank tells rank 0 it has arrived (a small non-blocking message); rank 0 waits for all of them, then
+    /// releases everyone. A rank that waits longer than `timeout` throws `StallError` naming the ranks it is
+    /// missing: rank 0 knows exactly which ranks are late; the others can only name rank 0. The caller reports it
+    /// and ends the job (`abort`) instead of hanging in the next collective. Called once per training step, before
+    /// its collectives; costs 2 (p - 1) tiny messages.
+    public func rendezvous(tag: Int, timeout: Double) throws {
+        guard size > 1 else { return }
+        let t = Int32(tag % 32_000)
+        let start = monotonicSeconds()
+        // Non-blocking sends and receives need buffers that outlive the call that posts them.
+        let token = UnsafeMutablePointer<Int32>.allocate(capacity: 2)
+        token.initialize(repeating: 1, count: 2)
+        defer { token.deallocate() }
+        if rank == 0 {
+            var arrived = [Int32](repeating: 0, count: size)
+            var requests = [MPI_Request?](repeating: nil, count: size - 1)
+            try arrived.withUnsafeMutableBufferPointer { buf in
+                for r in 1..<size {
+                    try check(MPI_Irecv(buf.baseAddress! + r, 1, swmpi_int32(), Int32(r), t, comm, &requests[r - 1]), "MPI_Irecv")
+                }
+                try wait(&requests, tag: tag, start: start, timeout: timeout) { done in
+                    (1..<self.size).filter { !done[$0 - 1] }
+                }
+            }
+            var sends = [MPI_Request?](repeating: nil, count: size - 1)
+            for r in 1..<size { try check(MPI_Isend(token, 1, swmpi_int32(), Int32(r), t, comm, &sends[r - 1]), "MPI_Isend") }
+            try sends.withUnsafeMutableBufferPointer { try check(MPI_Waitall(Int32($0.count), $0.baseAddress!, swmpi_statuses_ignore()), "MPI_Waitall") }
+        } else {
+            var send: MPI_Request?
+            try check(MPI_Isend(token, 1, swmpi_int32(), 0, t, comm, &send), "MPI_Isend")
+            var requests: [MPI_Request?] = [nil]
+            try check(MPI_Irecv(token + 1, 1, swmpi_int32(), 0, t, comm, &requests[0]), "MPI_Irecv")
+            try wait(&requests, tag: tag, start: start, timeout: timeout) { _ in [0] }
+            try check(MPI_Wait(&send, swmpi_status_ignore()), "MPI_Wait")
+        }
+    }
+
+    /// Polls `requests` until all complete or `timeout` passes; then throws StallError with `missing(done flags)`.
+    private func wait(_ requests: inout [MPI_Request?], tag: Int, start: Double, timeout: Double,
+                      missing: ([Bool]) -> [Int]) throws {
+        var done = [Bool](repeating: false, count: requests.count)
+        var sleep: useconds_t = 20
+        while true {
+            for i in requests.indices where !done[i] {
+                var flag: Int32 = 0
+                try check(MPI_Test(&requests[i], &flag, swmpi_status_ignore()), "MPI_Test")
+                done[i] = flag != 0
+            }
+            if done.allSatisfy({ $0 }) { return }
+            let waited = monotonicSeconds() - start
+            if waited > timeout {
+                // Withdraw the receives still pending, so a later rendezvous (or the late message) cannot match them.
+                for i in requests.indices where !done[i] {
+                    MPI_Cancel(&requests[i])
+                    MPI_Wait(&requests[i], swmpi_status_ignore())
+                }
+                throw StallError(rank: rank, missing: missing(done), tag: tag, seconds: waited)
+            }
+            usleep(sleep)
+            sleep = min(sleep * 2, 20_000)
+        }
+    }
+}
