@@ -17,24 +17,34 @@ func loadModel(backbone: String, adapter: String?) throws -> AdaptedIPT {
     return model
 }
 
+/// The model options `eval` and `restore` share.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Backbone checkpoint.") var backbone: String
+    @Option(help: "Adapter checkpoint (omit for the bare backbone).") var adapter: String?
+    @Option(help: "Task, e.g. lr4_noise30, sr_4, denoise_30 (selects the head, query, tail, scale and metric).") var task: String
+    @Option(help: "OpenBLAS threads.") var threads: Int = 1
+
+    /// The task, with the numeric set-up done and the model loaded.
+    func prepare() throws -> (RestorationTask, AdaptedIPT) {
+        guard let t = RestorationTask(rawValue: task) else { throw ValidationError("--task: unknown task '\(task)'") }
+        BLAS.threads = threads
+        Runtime.flushDenormalsOnThisThread()
+        return (t, try loadModel(backbone: backbone, adapter: adapter))
+    }
+}
+
 /// `adaptir-dist eval`: restore a test folder with the sliding-window chop and report PSNR/SSIM (spec 5.1/5.2).
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Restore a folder of clean test images (degraded as the task prescribes) with IPT's sliding-window chop; PSNR/SSIM table (markdown and CSV) and restored PNGs.")
 
-    @Option(help: "Backbone checkpoint.") var backbone: String
-    @Option(help: "Adapter checkpoint (omit for the bare backbone).") var adapter: String?
-    @Option(help: "Task, e.g. lr4_noise30, sr_4, denoise_30.") var task: String
+    @OptionGroup var model: ModelOptions
     @Option(name: .customLong("test-data"), help: "Folder of clean test images.") var testData: String
     @Option(help: "Output folder for restored PNGs, results.md and results.csv.") var output: String = "runs/eval"
     @Option(help: "Seed of the test degradations (noise).") var seed: UInt64 = 0
-    @Option(help: "OpenBLAS threads.") var threads: Int = 1
 
     func run() throws {
-        guard let t = RestorationTask(rawValue: task) else { throw ValidationError("--task: unknown task '\(task)'") }
-        BLAS.threads = threads
-        Runtime.flushDenormalsOnThisThread()
-        let model = try loadModel(backbone: backbone, adapter: adapter)
+        let (t, model) = try self.model.prepare()
         let evaluator = Evaluator(task: t, seed: seed)
         let results = try evaluator.evaluate(model: model, pairs: try evaluator.testPairs(folder: testData),
                                              outputFolder: (output as NSString).appendingPathComponent("restored"))
@@ -56,18 +66,12 @@ struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Restore one image (already degraded) with a backbone file and an optional adapter file, writing a PNG.")
 
-    @Option(help: "Backbone checkpoint.") var backbone: String
-    @Option(help: "Adapter checkpoint (omit for the bare backbone).") var adapter: String?
-    @Option(help: "Task, e.g. lr4_noise30 (selects the head, query, tail and scale).") var task: String
+    @OptionGroup var model: ModelOptions
     @Argument(help: "Input image (PNG, JPEG or BMP).") var input: String
     @Argument(help: "Output PNG.") var output: String
-    @Option(help: "OpenBLAS threads.") var threads: Int = 1
 
     func run() throws {
-        guard let t = RestorationTask(rawValue: task) else { throw ValidationError("--task: unknown task '\(task)'") }
-        BLAS.threads = threads
-        Runtime.flushDenormalsOnThisThread()
-        let model = try loadModel(backbone: backbone, adapter: adapter)
+        let (t, model) = try self.model.prepare()
         let image = try readImage(input)
         guard image.width >= 48, image.height >= 48 else {
             throw ValidationError("\(input): \(image.width)x\(image.height) is smaller than the 48x48 window")
