@@ -22,7 +22,7 @@ struct Train: ParsableCommand {
     @Option(help: "Task, e.g. lr4_noise30, sr_4, denoise_30.") var task: String?
     @Option(name: .customLong("train-data"), help: "Packed training file (adaptir-dist pack).") var trainData: String?
     @Option(name: .customLong("test-data"), help: "Folder of clean test images ('' for no evaluation).") var testData: String?
-    @Option(help: "Backbone checkpoint ('' for a random backbone).") var backbone: String?
+    @Option(help: "Backbone checkpoint ('auto': datasets/ipt_<preset>_backbone.h5 if present; '' for a random backbone).") var backbone: String?
     @Option(name: .customLong("global-batch"), help: "Samples per step over all ranks.") var globalBatch: Int?
     @Option(help: "Optimisation steps.") var steps: Int?
     @Option(help: "AdamW learning rate.") var lr: Float?
@@ -101,10 +101,11 @@ struct TrainingJob {
 
         let dataPath = try prepareTrainingData(task: task)
         let model = AdaptedIPT(preset: preset, method: method, seed: config.seed)
-        if config.backbone.isEmpty {
-            log("warning: no backbone file: the backbone is randomly initialised (speed tests only)")
+        if let path = config.resolvedBackbone {
+            try Checkpoint.load(path, into: model, part: .backbone)
+            log("backbone \(path)")
         } else {
-            try Checkpoint.load(config.backbone, into: model, part: .backbone)
+            log("warning: no backbone file (\(config.backbone.isEmpty ? "none given" : "no datasets/ipt_\(preset.name)_backbone.h5")): the backbone is randomly initialised, results are meaningless (speed tests only)")
         }
         let reader = try PatchReader(path: dataPath, ranks: comm.size, rank: comm.rank, batchSize: config.globalBatch / comm.size,
                                      seed: config.seed, dropLastBatch: true)

@@ -10,8 +10,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var trainData = ""
     /// Folder of clean test images (degraded per task); empty: no evaluation.
     public var testData = "datasets/samples/test"
-    /// Backbone checkpoint; empty: a randomly initialised backbone (only for speed tests).
-    public var backbone = "datasets/ipt_small_backbone.h5"
+    /// Backbone checkpoint; "auto": `datasets/ipt_<preset>_backbone.h5` when it exists, else a randomly
+    /// initialised backbone (with a warning); empty: random (speed tests).
+    public var backbone = "auto"
     public var globalBatch = 16
     public var steps = 300
     public var lr: Float = 1e-4
@@ -79,6 +80,15 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         guard threads >= 1 else { throw bad("threads", "must be >= 1, got \(threads)") }
         guard patchesPerImage >= 1 else { throw bad("patches_per_image", "must be >= 1, got \(patchesPerImage)") }
         guard !output.isEmpty else { throw bad("output", "must name a folder") }
+    }
+
+    /// The backbone file to load, or nil for a random backbone.
+    public var resolvedBackbone: String? {
+        if backbone == "auto" {
+            let path = "datasets/ipt_\(preset)_backbone.h5"
+            return FileManager.default.fileExists(atPath: path) ? path : nil
+        }
+        return backbone.isEmpty ? nil : backbone
     }
 
     /// Canonical JSON (sorted keys): stored in checkpoints and compared across ranks.
