@@ -149,21 +149,28 @@ func expNonPositive(_ x: Float) -> Float {
     return underflow ? 0 : e * Float(bitPattern: (t.bitPattern &+ (127 &- 0x4B40_0000)) << 23)
 }
 
-/// max_i p[i] for i < n (n >= 1), 8 lanes at a time with mask selects (vectorises, unlike `Swift.max`).
+/// max_i p[i] for i < n (n >= 1): four 8-lane accumulators (one would wait on the max latency), mask selects
+/// (which vectorise, unlike `Swift.max`), and a lane reduction written out (SIMD's `max()` is a generic call).
 @inline(__always)
 func rowMax(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    typealias V = SIMD8<Float>
     var m = p[0]
     var i = 0
-    if n >= 8 {
-        let raw = UnsafeRawPointer(p)
-        var acc = raw.loadUnaligned(as: SIMD8<Float>.self)
-        i = 8
-        while i + 8 <= n {
-            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            acc.replace(with: v, where: v .> acc)
-            i += 8
+    let raw = UnsafeRawPointer(p)
+    if n >= 32 {
+        var a0 = raw.loadUnaligned(as: V.self), a1 = a0, a2 = a0, a3 = a0
+        while i + 32 <= n {
+            let v0 = raw.loadUnaligned(fromByteOffset: i * 4, as: V.self)
+            let v1 = raw.loadUnaligned(fromByteOffset: i * 4 + 32, as: V.self)
+            let v2 = raw.loadUnaligned(fromByteOffset: i * 4 + 64, as: V.self)
+            let v3 = raw.loadUnaligned(fromByteOffset: i * 4 + 96, as: V.self)
+            a0.replace(with: v0, where: v0 .> a0); a1.replace(with: v1, where: v1 .> a1)
+            a2.replace(with: v2, where: v2 .> a2); a3.replace(with: v3, where: v3 .> a3)
+            i += 32
         }
-        m = acc.max()
+        a0.replace(with: a1, where: a1 .> a0); a2.replace(with: a3, where: a3 .> a2)
+        a0.replace(with: a2, where: a2 .> a0)
+        for l in 0..<8 where a0[l] > m { m = a0[l] }
     }
     while i < n { if p[i] > m { m = p[i] }; i += 1 }
     return m
