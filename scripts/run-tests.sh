@@ -11,19 +11,22 @@ swift build -c release --build-tests ${SWIFT_FLAGS:-} || { echo "tests: 0 passed
 # XCTest only: there are no Swift Testing tests, and its "0 tests" closing line would read as an empty run.
 swift test -c release --skip-build --disable-swift-testing 2>&1 | tee "$log"
 unit_rc=${PIPESTATUS[0]}
-summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1)
-unit_total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
-unit_failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")
-unit_total=${unit_total:-0}; unit_failed=${unit_failed:-0}
+# XCTest's last summary line: "Executed N tests, with [S test(s) skipped and] F failures (...)".
+summary=$(grep -E "Executed [0-9]+ tests?, with " "$log" | tail -1)
+unit_total=$(sed -nE 's/.*Executed ([0-9]+) tests?,.*/\1/p' <<<"$summary")
+unit_failed=$(sed -nE 's/.* ([0-9]+) failures? .*/\1/p' <<<"$summary")
+unit_skipped=$(sed -nE 's/.*with ([0-9]+) tests? skipped.*/\1/p' <<<"$summary")
+unit_total=${unit_total:-0}; unit_failed=${unit_failed:-0}; unit_skipped=${unit_skipped:-0}
 if [ "$unit_rc" -ne 0 ] && [ "$unit_failed" -eq 0 ]; then unit_failed=1; fi  # crashed before its summary
 
 multi_failed=0
 scripts/test-multirank.sh .build/release/adaptir-distPackageTests.xctest || multi_failed=1
 multi_runs=$(wc -w <<<"${MULTIRANK_RANKS:-2 4}")
 
-passed=$((unit_total - unit_failed + multi_runs - multi_failed))
+unit_passed=$((unit_total - unit_failed - unit_skipped))
+passed=$((unit_passed + multi_runs - multi_failed))
 failed=$((unit_failed + multi_failed))
-echo "unit tests: $((unit_total - unit_failed)) passed, $unit_failed failed"
+echo "unit tests: $unit_passed passed, $unit_failed failed, $unit_skipped skipped"
 echo "multi-rank runs (mpirun -n ${MULTIRANK_RANKS:-2 4}): $((multi_runs - multi_failed)) passed, $multi_failed failed"
-echo "tests: $passed passed, $failed failed"
+echo "tests: $passed passed, $failed failed, $unit_skipped skipped"
 [ "$failed" -eq 0 ]
