@@ -28,6 +28,7 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Cache folder for the packed data.") var cache: String = ".cache/adaptir-dist"
     @Option(name: .customLong("out"), help: "The backbone file written at the end.") var backboneOut: String = "runs/pretrain-small/backbone.h5"
     @Flag(help: "Continue from OUTPUT/checkpoint.h5.") var resume = false
+    @Option(name: .customLong("init"), help: "Start from this backbone file instead of random weights (continued pre-training; fresh optimizer and schedule).") var initBackbone: String?
 
     func validate() throws {
         guard Preset.named(preset) != nil else { throw ValidationError("--preset: unknown preset '\(preset)'") }
@@ -80,9 +81,12 @@ struct Pretrain: ParsableCommand {
         let trainer = try Trainer(model: model, comm: comm, task: sources[0].task, globalBatch: globalBatch,
                                   totalSteps: steps, lr: lr, weightDecay: 0)
         var options = TrainingRunOptions(steps: steps, checkpointEvery: checkpointEvery, outputDirectory: output)
-        options.configText = "pretrain preset=\(preset) tasks=\(tasks) batch=\(globalBatch) steps=\(steps) lr=\(lr) seed=\(seed) patches_per_image=\(patchesPerImage)"
-        if resume, FileManager.default.fileExists(atPath: options.checkpointPath), comm.isRoot {
-            try TrainingCheckpoint.load(options.checkpointPath, into: trainer)
+        options.configText = "pretrain preset=\(preset) tasks=\(tasks) batch=\(globalBatch) steps=\(steps) lr=\(lr) seed=\(seed) patches_per_image=\(patchesPerImage) init=\(initBackbone ?? "random")"
+        if resume, FileManager.default.fileExists(atPath: options.checkpointPath) {
+            if comm.isRoot { try TrainingCheckpoint.load(options.checkpointPath, into: trainer) }
+        } else if let initBackbone, comm.isRoot {
+            try Checkpoint.load(initBackbone, into: model, part: .backbone)
+            log("initialised from \(initBackbone)")
         }
         try trainer.broadcastState()
         log("pre-training preset \(preset) on \(taskList.map(\.rawValue).joined(separator: ", ")): \(comm.size) rank(s), global batch \(globalBatch), steps \(trainer.step)..<\(steps); allreduce per step: \(model.store.trainableCount) floats = \(model.store.trainableCount * 4) bytes")
