@@ -32,7 +32,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints (0: only at the end).") var checkpointEvery: Int?
     @Option(help: "Output folder (checkpoint.h5, train.csv, results.md, restored images).") var output: String?
     @Option(name: .customLong("sync-bn"), help: "Sum adapter batch-norm statistics over ranks (true/false).") var syncBN: Bool?
-    @Option(help: "Seconds a rank may wait for the others at a step before the job ends with a report of the late ranks (0: off).")
+    @Option(help: "Seconds a rank may wait for the others at a step or collective before the job ends with a report of the late ranks (0: off).")
     var watchdog: Double = 300
     @Flag(help: "Continue from OUTPUT/checkpoint.h5.") var resume = false
     @Flag(name: .customLong("no-eval"), help: "Skip the evaluation before and after.") var noEval = false

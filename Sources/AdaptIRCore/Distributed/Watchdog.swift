@@ -7,12 +7,43 @@ public struct StallError: Error, CustomStringConvertible {
     public let missing: [Int]
     public let tag: Int
     public let seconds: Double
+    /// Where the rank waited, when more precise than the tag (the step and the collective).
+    public var place: String? = nil
     public var description: String {
-        "rank \(rank) waited \(String(format: "%.0f", seconds)) s at step \(tag): rank(s) \(missing.map(String.init).joined(separator: ", ")) did not arrive"
+        "rank \(rank) waited \(String(format: "%.0f", seconds)) s at \(place ?? "step \(tag)"): rank(s) \(missing.map(String.init).joined(separator: ", ")) did not arrive"
     }
 }
 
 extension Communicator {
+    /// How long this rank waits at a watchdog rendezvous: `seconds` on rank 0, which knows exactly which ranks are
+    /// late, and a grace period longer (10 %, at least 1 s) on the others, which can only name rank 0, so that with
+    /// more than two ranks the report that names the late ranks comes first.
+    public func watchdogDeadline(_ seconds: Double) -> Double {
+        rank == 0 ? seconds : seconds + max(1, 0.1 * seconds)
+    }
+
+    /// Reports a stall on stderr ("watchdog: ...") and ends the whole job (`MPI_Abort`) instead of hanging.
+    public func endJob(for stall: StallError) -> Never {
+        FileHandle.standardError.write(Data("watchdog: \(stall); ending the job\n".utf8))
+        abort(code: 4)
+    }
+
+    /// With `watchdogSeconds` set, called at the start of every collective: meets the other ranks at a deadline
+    /// rendezvous, or reports the ranks that did not come and ends the job. Without it, does nothing.
+    func watchdogGate(_ operation: String) {
+        guard watchdogSeconds > 0, size > 1 else { return }
+        watchdogCount += 1
+        do {
+            try rendezvous(tag: watchdogCount, timeout: watchdogDeadline(watchdogSeconds))
+        } catch var stall as StallError {
+            stall.place = "step \(watchdogStep), before \(operation)"
+            endJob(for: stall)
+        } catch {
+            FileHandle.standardError.write(Data("watchdog: rank \(rank): \(error); ending the job\n".utf8))
+            abort(code: 4)
+        }
+    }
+
     /// A barrier with a deadline that names the late ranks (the idea of Horovod's stall inspector).
     ///
     /// Every rank tells rank 0 it has arrived (a small non-blocking message); rank 0 waits for all of them, then
@@ -74,7 +105,8 @@ extension Communicator {
                 throw StallError(rank: rank, missing: missing(done), tag: tag, seconds: waited)
             }
             usleep(sleep)
-            sleep = min(sleep * 2, 20_000)
+            // At most 1 ms late: the rendezvous runs before every collective when the watchdog is on.
+            sleep = min(sleep * 2, 1_000)
         }
     }
 }
