@@ -18,7 +18,7 @@ build: deps
 	swift build -c release $(SWIFT_FLAGS)
 
 # Unit tests (XCTest, release build: the numeric tests run on optimised code), then the multi-rank tests on 2 and
-# 4 ranks under mpirun (scripts/run-tests.sh).
+# 4 ranks under mpirun, then the process-level tests of the real binary (scripts/run-tests.sh, scripts/test-process.sh).
 test: deps
 	SWIFT_FLAGS="$(SWIFT_FLAGS)" scripts/run-tests.sh
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite (what `make test` and CI run): the XCTest unit tests of a release build, then the
-# multi-rank tests under mpirun on 2 and 4 ranks. Ends with one summary line "tests: N passed, M failed".
+# multi-rank tests under mpirun on 2 and 4 ranks, then the process-level tests of the real binary (config and backbone
+# refusal, killed and stalled ranks, SIGTERM, kill during a checkpoint write: scripts/test-process.sh). Ends with one
+# summary line "tests: N passed, M failed, S skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .build
@@ -23,10 +25,21 @@ multi_failed=0
 scripts/test-multirank.sh .build/release/adaptir-distPackageTests.xctest || multi_failed=1
 multi_runs=$(wc -w <<<"${MULTIRANK_RANKS:-2 4}")
 
+# One line per scenario, closing with "test-process: N passed, M failed"; no closing line counts as one failure.
+proc_log=.build/process-tests.log
+scripts/test-process.sh 2>&1 | tee "$proc_log"
+proc_rc=${PIPESTATUS[0]}
+proc_summary=$(grep -E '^test-process: [0-9]+ passed, [0-9]+ failed$' "$proc_log" | tail -1)
+proc_passed=$(sed -nE 's/^test-process: ([0-9]+) passed.*/\1/p' <<<"$proc_summary")
+proc_failed=$(sed -nE 's/.* ([0-9]+) failed$/\1/p' <<<"$proc_summary")
+proc_passed=${proc_passed:-0}; proc_failed=${proc_failed:-1}
+if [ "$proc_rc" -ne 0 ] && [ "$proc_failed" -eq 0 ]; then proc_failed=1; fi
+
 unit_passed=$((unit_total - unit_failed - unit_skipped))
-passed=$((unit_passed + multi_runs - multi_failed))
-failed=$((unit_failed + multi_failed))
+passed=$((unit_passed + multi_runs - multi_failed + proc_passed))
+failed=$((unit_failed + multi_failed + proc_failed))
 echo "unit tests: $unit_passed passed, $unit_failed failed, $unit_skipped skipped"
 echo "multi-rank runs (mpirun -n ${MULTIRANK_RANKS:-2 4}): $((multi_runs - multi_failed)) passed, $multi_failed failed"
+echo "process tests: $proc_passed passed, $proc_failed failed"
 echo "tests: $passed passed, $failed failed, $unit_skipped skipped"
 [ "$failed" -eq 0 ]

@@ -32,7 +32,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints (0: only at the end).") var checkpointEvery: Int?
     @Option(help: "Output folder (checkpoint.h5, train.csv, results.md, restored images).") var output: String?
     @Option(name: .customLong("sync-bn"), help: "Sum adapter batch-norm statistics over ranks (true/false).") var syncBN: Bool?
-    @Option(help: "Seconds a rank may wait for the others at a step before the job ends with a report of the late ranks (0: off).")
+    @Option(help: "Seconds a rank may wait for the others at a step or collective before the job ends with a report of the late ranks (0: off).")
     var watchdog: Double = 300
     @Flag(help: "Continue from OUTPUT/checkpoint.h5.") var resume = false
     @Flag(name: .customLong("no-eval"), help: "Skip the evaluation before and after.") var noEval = false
@@ -98,6 +98,9 @@ struct TrainingJob {
         let preset = Preset.named(config.preset)!
         let method = AdaptationMethod(rawValue: config.method)!
         let task = RestorationTask(rawValue: config.task)!
+        // Before anything derived from the config (the packed data's name, the backbone file), so a rank with another
+        // seed or preset is reported as a config mismatch instead of failing on a file of its own.
+        try checkConfigAgrees()
 
         let dataPath = try prepareTrainingData(task: task)
         let model = AdaptedIPT(preset: preset, method: method, seed: config.seed)
@@ -164,7 +167,26 @@ struct TrainingJob {
         return path
     }
 
-    /// All ranks must run the same config on the same backbone, parameter layout and data.
+    /// All ranks must run the same config: a mismatch names the ranks that differ from rank 0 and the fields.
+    func checkConfigAgrees() throws {
+        let all = try comm.allgather(config.canonicalJSON)
+        let differing = all.indices.filter { all[$0] != all[0] }
+        guard !differing.isEmpty else { return }
+        let fields = Set(differing.flatMap { TrainingJob.differingFields(all[0], all[$0]) }).sorted()
+        throw TrainingError.configuration("ranks \(differing.map(String.init).joined(separator: ", ")) have a different config than rank 0 (differing fields: \(fields.joined(separator: ", ")))")
+    }
+
+    /// The top-level keys whose values differ between two canonical config JSON texts.
+    static func differingFields(_ a: String, _ b: String) -> [String] {
+        func fields(_ s: String) -> [String: String] {
+            let object = (try? JSONSerialization.jsonObject(with: Data(s.utf8))) as? [String: Any] ?? [:]
+            return object.mapValues { "\($0)" }
+        }
+        let x = fields(a), y = fields(b)
+        return Set(x.keys).union(y.keys).filter { x[$0] != y[$0] }.sorted()
+    }
+
+    /// All ranks must run on the same backbone, parameter layout and data (the config is checked at start).
     func checkRanksAgree(model: AdaptedIPT, dataHash: String) throws {
         let frozen = model.store.frozen
         var h = SHA256()
@@ -172,7 +194,7 @@ struct TrainingJob {
         let layout = model.store.specs.map { "\($0.key):\($0.shape)" }.joined(separator: ";")
         var lh = SHA256()
         lh.update(Array(layout.utf8))
-        let parts = [("config", config.canonicalJSON), ("backbone checksum", h.finalizeHex()),
+        let parts = [("backbone checksum", h.finalizeHex()),
                      ("parameter layout", lh.finalizeHex()), ("data hash", dataHash)]
         for (what, value) in parts {
             let differing = try comm.ranksDiffering(value)

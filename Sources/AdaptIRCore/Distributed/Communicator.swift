@@ -58,6 +58,17 @@ public final class Communicator: @unchecked Sendable {
     /// to exercise the chunking.
     public var maxCountPerCall: Int = Int(Int32.max)
 
+    /// The watchdog of collectives, in seconds (0, the default: off). When set, every collective first checks the
+    /// ranks in with rank 0 under a deadline (`watchdogGate`): a rank that stops anywhere (inside a forward pass, in a
+    /// checkpoint write, SIGSTOP) cannot hang the others inside the collective; rank 0 reports the missing ranks on
+    /// stderr and ends the job with `MPI_Abort`, and a collective that does not complete in time ends it too.
+    /// `TrainingRun` sets it for its loop.
+    public var watchdogSeconds: Double = 0
+    /// The training step the next collectives belong to, for the watchdog's report.
+    public var watchdogStep = 0
+    /// Ends the job if this rank stays too long inside one guarded collective.
+    let collectiveWatch = CollectiveWatch()
+
     /// True on rank 0, the rank that logs and writes checkpoints.
     public var isRoot: Bool { rank == 0 }
 
@@ -173,6 +184,7 @@ public final class Communicator: @unchecked Sendable {
     /// Counts above Int32.max go in several calls.
     public func allreduce<T: CommScalar>(_ buf: UnsafeMutableBufferPointer<T>, op: ReduceOp) throws {
         guard let base = buf.baseAddress else { return }
+        watchdogGate("MPI_Allreduce"); defer { watchdogDone() }
         let type = Communicator.datatype(T.commType), mop = Communicator.mpiOp(op)
         try chunked(buf.count, "MPI_Allreduce") { off, n in
             MPI_Allreduce(UnsafeRawPointer(swmpi_in_place()), UnsafeMutableRawPointer(base + off), n, type, mop, comm)
@@ -213,6 +225,7 @@ public final class Communicator: @unchecked Sendable {
     public func broadcast<T: CommScalar>(_ buf: UnsafeMutableBufferPointer<T>, root: Int) throws {
         checkRoot(root)
         guard let base = buf.baseAddress else { return }
+        watchdogGate("MPI_Bcast"); defer { watchdogDone() }
         let type = Communicator.datatype(T.commType)
         try chunked(buf.count, "MPI_Bcast") { off, n in
             MPI_Bcast(UnsafeMutableRawPointer(base + off), n, type, Int32(root), comm)
@@ -253,6 +266,7 @@ public final class Communicator: @unchecked Sendable {
 
     /// `result[r]` = rank r's `value`, on every rank (`MPI_Allgather`).
     public func allgather<T: CommScalar>(_ value: T) throws -> [T] {
+        watchdogGate("MPI_Allgather"); defer { watchdogDone() }
         var mine = value
         var out = [T](repeating: value, count: size)
         let type = Communicator.datatype(T.commType)
@@ -280,6 +294,7 @@ public final class Communicator: @unchecked Sendable {
         var recv = [UInt8](repeating: 0, count: max(total, 1))
         let send = bytes.isEmpty ? [0] : bytes
         let byte = swmpi_byte()
+        watchdogGate("MPI_Allgatherv"); defer { watchdogDone() }
         try send.withUnsafeBufferPointer { s in
             try recv.withUnsafeMutableBufferPointer { rb in
                 try check(MPI_Allgatherv(UnsafeRawPointer(s.baseAddress!), Int32(bytes.count), byte,
@@ -312,6 +327,7 @@ public final class Communicator: @unchecked Sendable {
 
     /// Blocks until every rank has called it (`MPI_Barrier`).
     public func barrier() throws {
+        watchdogGate("MPI_Barrier"); defer { watchdogDone() }
         try check(MPI_Barrier(comm), "MPI_Barrier")
     }
 

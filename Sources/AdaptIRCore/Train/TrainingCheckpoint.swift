@@ -13,6 +13,7 @@ public enum TrainingCheckpoint {
         let opt = trainer.optimizer
         try Checkpoint.save(trainer.model, part: part(for: trainer.model.method), to: path, task: trainer.task,
                             step: trainer.step) { f in
+            testOnlyWriteDelay()
             try f.write("optimizer/exp_avg", tensor: opt.expAvg)
             try f.write("optimizer/exp_avg_sq", tensor: opt.expAvgSq)
             try f.setAttribute("step_count", opt.stepCount, on: "optimizer")
@@ -21,6 +22,15 @@ public enum TrainingCheckpoint {
             try f.setAttribute("config", config, on: "trainer")
             try f.setAttribute("data_seed", String(dataSeed), on: "trainer")
         }
+    }
+
+    /// TEST ONLY: `ADAPTIR_TEST_CHECKPOINT_DELAY_MS=N` sleeps N ms in the middle of writing a checkpoint (the model
+    /// tensors are in the temporary file, the optimizer state is not, nothing is renamed yet), so that
+    /// scripts/test-process.sh can kill the job while a half-written temporary file exists and check that the
+    /// previous checkpoint survives. Unset (the normal case) it does nothing; never set it for real runs.
+    static func testOnlyWriteDelay() {
+        guard let v = getenv("ADAPTIR_TEST_CHECKPOINT_DELAY_MS"), let ms = Int(String(cString: v)), ms > 0 else { return }
+        usleep(useconds_t(min(ms, 600_000)) * 1000)
     }
 
     /// Restores weights, running statistics, optimizer state and step into `trainer` (on this rank; broadcast

@@ -66,8 +66,8 @@ public struct TrainingRunOptions {
     /// The run's configuration text, stored in every checkpoint.
     public var configText: String = ""
     public var dataSeed: UInt64 = 0
-    /// Seconds a rank may wait for the others at the start of a step before the job is ended with a report of the
-    /// late ranks (0: no watchdog).
+    /// Seconds a rank may wait for the others at the start of a step or at any collective of the loop before the
+    /// job is ended with a report of the late ranks (0: no watchdog).
     public var watchdogSeconds: Double = 300
     /// Called on rank 0 after every step (progress bar, logs).
     public var onStep: ((StepStats) -> Void)? = nil
@@ -114,12 +114,17 @@ public final class TrainingRun {
             try csv?.seekToEnd()
         }
         defer { try? csv?.close() }
+        // The watchdog guards every collective of the loop (sync batch norm, loss, gradients, stop flag, the barrier
+        // after a checkpoint), not only the start of a step: a rank stalled inside a step would otherwise hang the
+        // others in the next allreduce.
+        let watchdogBefore = comm.watchdogSeconds
+        comm.watchdogSeconds = options.watchdogSeconds
+        defer { comm.watchdogSeconds = watchdogBefore }
         while trainer.step < options.steps {
+            comm.watchdogStep = trainer.step
             if options.watchdogSeconds > 0 {
-                do { try comm.rendezvous(tag: trainer.step, timeout: options.watchdogSeconds) } catch let stall as StallError {
-                    FileHandle.standardError.write(Data("watchdog: \(stall); ending the job\n".utf8))
-                    comm.abort(code: 4)
-                }
+                do { try comm.rendezvous(tag: trainer.step, timeout: comm.watchdogDeadline(options.watchdogSeconds)) }
+                catch let stall as StallError { comm.endJob(for: stall) }
             }
             let t0 = monotonicSeconds()
             let (lq, gt) = try source.batch(forStep: trainer.step)

@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# Process-level tests: the real `adaptir-dist train` binary under mpirun, with real signals and kills (issue #5).
+# Each scenario prints "test-process: <name>: PASS|FAIL (<reason>)"; the last line is
+# "test-process: N passed, M failed"; the exit status is non-zero if any scenario failed.
+#
+#   config-mismatch        4 ranks (MPMD), rank 2 has another --lr: refused at start, quickly, naming rank 2 and lr
+#   config-mismatch-seed   2 ranks on the bundled data, rank 1 has another --seed: refused naming rank 1 and seed
+#   backbone-mismatch      2 ranks, same --backbone path resolving to different files (-wdir): refused naming the
+#                          backbone checksum and rank 1
+#   rank-killed            4 ranks, kill -9 of rank 2 mid-run: the whole job ends (non-zero) within 10 s
+#   watchdog-stalled-rank  2 ranks, --watchdog 2, SIGSTOP of rank 1 mid-run: the watchdog ends the job within seconds,
+#                          naming rank 1 (or, if it stopped inside a collective's data exchange, that collective)
+#   sigterm-ranks          SIGTERM to every rank (as a batch system sends it): exit 0, a checkpoint of the last
+#                          finished step that a --resume run loads
+#   sigint-one-rank        SIGINT to rank 1 only: all ranks stop after the same step, exit 0, loadable checkpoint
+#   sigterm-mpirun         SIGTERM to mpirun: the job ends, the checkpoint holds the last finished step and loads.
+#                          OpenMPI's mpirun itself exits 1 after a SIGTERM whatever the ranks do (it treats the signal
+#                          as an abort), so its status is reported, not required to be 0.
+#   kill-during-checkpoint kill -9 of rank 0 while it writes a checkpoint (held open by the test-only hook
+#                          ADAPTIR_TEST_CHECKPOINT_DELAY_MS): the previous checkpoint is intact under the final name
+#                          and loads; the half-written temporary file does not
+#
+# Needs .build/release/adaptir-dist (scripts/run-tests.sh builds it; this script builds nothing) and mpirun.
+# Every mpirun runs under `timeout --kill-after=10`; every scenario kills what it started, so nothing can hang CI.
+# Env: PROCESS_WORKDIR (default .build/process-tests, wiped at start), ADAPTIR_BIN (default .build/release/adaptir-dist),
+#      PROCESS_ONLY (scenario names, space- or comma-separated; default all).
+set -u
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+bin="${ADAPTIR_BIN:-$repo/.build/release/adaptir-dist}"
+work="${PROCESS_WORKDIR:-$repo/.build/process-tests}"
+limit=60          # seconds before timeout(1) ends an mpirun (no scenario comes close)
+
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OPENBLAS_NUM_THREADS=1
+export OMPI_MCA_orte_base_help_aggregate=0
+
+if [ ! -x "$bin" ]; then
+    echo "test-process: $bin not found; build it first (swift build -c release)" >&2
+    echo "test-process: 0 passed, 1 failed"
+    exit 2
+fi
+command -v mpirun >/dev/null || { echo "test-process: mpirun not found"; echo "test-process: 0 passed, 1 failed"; exit 2; }
+case "$bin" in /*) ;; *) bin="$repo/$bin" ;; esac
+
+rm -rf "$work"
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "test-process: $1: PASS ($2)"; }
+fail() {
+    failed=$((failed + 1)); echo "test-process: $1: FAIL ($2)"
+    local log="$work/$1/mpirun.log"
+    if [ -f "$log" ]; then echo "---- last lines of $log ----"; grep -v '^\[#*\.*\]' "$log" | tail -n 25; echo "----"; fi
+}
+
+now() { date +%s.%N; }
+since() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.1f", e - s }'; }
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
+
+# mpirun flags for n ranks on this machine.
+mpi_flags() {
+    local n=$1
+    local f=(--bind-to none -x OPENBLAS_NUM_THREADS)
+    [ "$n" -gt "$(nproc)" ] && f+=(--oversubscribe)
+    echo "${f[@]}"
+}
+
+# start_job DIR MPIRUN-ARGS...: runs `timeout mpirun ARGS` in the background; output in DIR/mpirun.log, exit status in
+# DIR/rc when it ends.
+start_job() {
+    local dir=$1; shift
+    mkdir -p "$dir"
+    rm -f "$dir/rc"
+    # (the subshell's own stderr would only carry bash's "Killed" notices for the jobs a scenario kills)
+    ( timeout --kill-after=10 "$limit" mpirun "$@" >"$dir/mpirun.log" 2>&1; echo $? >"$dir/rc.tmp"; mv "$dir/rc.tmp" "$dir/rc" ) 2>/dev/null &
+}
+
+# run_job DIR MPIRUN-ARGS...: runs it in the foreground; sets rc and secs.
+run_job() {
+    local dir=$1; shift
+    mkdir -p "$dir"
+    local t0; t0=$(now)
+    timeout --kill-after=10 "$limit" mpirun "$@" >"$dir/mpirun.log" 2>&1
+    rc=$?
+    secs=$(since "$t0")
+}
+
+# wait_job DIR SECONDS: waits for the job to end; sets rc (empty if still running) and secs (since the call).
+wait_job() {
+    local dir=$1 max=$2 t0; t0=$(now)
+    rc=""
+    while lt "$(since "$t0")" "$max"; do
+        if [ -f "$dir/rc" ]; then rc=$(cat "$dir/rc"); break; fi
+        sleep 0.05
+    done
+    secs=$(since "$t0")
+}
+
+# Pids of the rank processes (not mpirun or timeout) whose command line names output folder OUT.
+rank_pids() { pgrep -f "^[^ ]*adaptir-dist train .*--output $1( |\$)" || true; }
+# Pid of rank R among them (from the OMPI_COMM_WORLD_RANK of its environment).
+rank_pid() {
+    local p
+    for p in $(rank_pids "$1"); do
+        if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then echo "$p"; return; fi
+    done
+}
+mpirun_pid() { pgrep -f "^mpirun .*--output $1( |\$)" || true; }
+
+# csv_rows CSV: data rows (finished steps) in a train.csv.
+csv_rows() { if [ -f "$1" ]; then echo $(( $(wc -l <"$1") - 1 )); else echo 0; fi; }
+
+# wait_rows CSV N SECONDS: until the CSV has N data rows; false on timeout.
+wait_rows() {
+    local t0; t0=$(now)
+    while lt "$(since "$t0")" "$3"; do
+        [ "$(csv_rows "$1")" -ge "$2" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# cleanup DIR OUT: kills (by pid) whatever of a job is still running; prints how many rank processes were left.
+cleanup() {
+    local dir=$1 out=$2 left p
+    left=$(rank_pids "$out" | wc -l)
+    for p in $(rank_pids "$out") $(mpirun_pid "$out"); do kill -CONT "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
+    local t0; t0=$(now)
+    while [ ! -f "$dir/rc" ] && lt "$(since "$t0")" 15; do sleep 0.1; done
+    echo "$left"
+}
+
+# step_of CHECKPOINT: the step attribute (`inspect` header line), empty if the file does not read.
+step_of() { "$bin" inspect "$1" --summary 2>/dev/null | sed -nE '1s/.*, step ([0-9]+)$/\1/p'; }
+
+# resume_check DIR CHECKPOINT STEP: copies CHECKPOINT into DIR/resume and runs one more step from it (one process,
+# strict load of every tensor and the optimizer state); true if that run loads it at STEP and finishes STEP + 1.
+resume_check() {
+    local d=$1/resume ck=$2 step=$3
+    rm -rf "$d"; mkdir -p "$d"; cp "$ck" "$d/checkpoint.h5"
+    timeout --kill-after=5 60 "$bin" train "${base[@]}" --steps $((step + 1)) --checkpoint-every 0 --output "$d" --resume \
+        >"$d/log" 2>&1 || return 1
+    grep -q "resuming from $d/checkpoint.h5" "$d/log" || return 1
+    grep -q "steps $step\.\.<$((step + 1))" "$d/log" || return 1
+    [ "$(step_of "$d/checkpoint.h5")" = "$((step + 1))" ]
+}
+
+# ---- fixtures: tiny patch file and two different tiny backbones (about 2 s) ----
+fx="$work/fixtures"
+mkdir -p "$fx"
+if ! { "$bin" pack --task lr4_noise30 --input datasets/samples/train --patches-per-image 8 --output "$fx/train.h5" \
+        && "$bin" pretrain --preset tiny --tasks denoise_30 --steps 1 --global-batch 2 --patches-per-image 1 --seed 0 \
+               --output "$fx/pre0" --cache "$fx/cache" --out "$fx/backbone0.h5" \
+        && "$bin" pretrain --preset tiny --tasks denoise_30 --steps 1 --global-batch 2 --patches-per-image 1 --seed 1 \
+               --output "$fx/pre1" --cache "$fx/cache" --out "$fx/backbone1.h5"; } >"$fx/log" 2>&1; then
+    echo "test-process: fixtures: FAIL (pack/pretrain failed, see $fx/log)"
+    tail -n 20 "$fx/log"
+    echo "test-process: 0 passed, 1 failed"
+    exit 1
+fi
+
+# Common arguments of the training runs: tiny preset, the packed patches, no evaluation, 2 patches per rank.
+base=(--preset tiny --train-data "$fx/train.h5" --backbone "$fx/backbone0.h5" --no-eval --global-batch 4)
+long=(--steps 1000000 --checkpoint-every 0)
+
+# Each scenario is a function; a scenario that needs a running job starts it, drives it and cleans up after itself.
+# d: the scenario's folder (mpirun.log, rc), out: the run's --output folder (unique, so pgrep finds only its ranks).
+
+# ---- 1. start-up agreement ----
+scenario_config_mismatch() {
+    run_job "$d" $(mpi_flags 4) -n 2 "$bin" train "${base[@]}" --steps 5 --output "$out" \
+        : -n 1 "$bin" train "${base[@]}" --steps 5 --output "$out" --lr 0.001 \
+        : -n 1 "$bin" train "${base[@]}" --steps 5 --output "$out"
+    local line; line=$(grep -m1 "have a different config" "$d/mpirun.log")
+    if [ "$rc" -eq 0 ]; then fail $name "exit 0: the mismatch was not refused"
+    elif ! lt "$secs" 20; then fail $name "refused only after ${secs}s (rc $rc)"
+    elif ! grep -qE "ranks 2 have a different config than rank 0.*\blr\b" <<<"$line"; then
+        fail $name "rc $rc but no error line naming rank 2 and the field lr (got: ${line:-nothing})"
+    elif [ -f "$out/train.csv" ]; then fail $name "refused only after training started"
+    else pass $name "rc $rc after ${secs}s: ${line#*: rank [0-9]: }"; fi
+}
+
+# The bundled photos are packed on first use under a name with the seed: a rank with another seed must still be
+# refused as a config mismatch, not fail later on a missing file.
+scenario_config_mismatch_seed() {
+    mkdir -p "$d"
+    printf 'cache: %s\npatches_per_image: 1\n' "$d/cache" >"$d/run.yaml"
+    local a=(--config "$d/run.yaml" --preset tiny --backbone "$fx/backbone0.h5" --no-eval --global-batch 4 --steps 5 --output "$out")
+    run_job "$d" $(mpi_flags 2) -n 1 "$bin" train "${a[@]}" : -n 1 "$bin" train "${a[@]}" --seed 1
+    local line; line=$(grep -m1 "have a different config" "$d/mpirun.log")
+    if [ "$rc" -eq 0 ]; then fail $name "exit 0: the mismatch was not refused"
+    elif ! lt "$secs" 20; then fail $name "refused only after ${secs}s (rc $rc)"
+    elif ! grep -qE "ranks 1 have a different config than rank 0.*\bseed\b" <<<"$line"; then
+        fail $name "rc $rc but no error line naming rank 1 and the field seed (got: $(grep -m1 'adaptir-dist train: rank' "$d/mpirun.log"))"
+    else pass $name "rc $rc after ${secs}s: ${line#*: rank [0-9]: }"; fi
+}
+
+# Same --backbone argument (so the same config), different file behind it: each rank runs in its own folder.
+scenario_backbone_mismatch() {
+    mkdir -p "$d/w0" "$d/w1"
+    cp "$fx/backbone0.h5" "$d/w0/backbone.h5"; cp "$fx/backbone1.h5" "$d/w1/backbone.h5"
+    local a=(--preset tiny --train-data "$fx/train.h5" --backbone backbone.h5 --no-eval --global-batch 4 --steps 5 --output "$out")
+    run_job "$d" $(mpi_flags 2) -n 1 -wdir "$d/w0" "$bin" train "${a[@]}" : -n 1 -wdir "$d/w1" "$bin" train "${a[@]}"
+    local line; line=$(grep -m1 "have a different" "$d/mpirun.log")
+    if [ "$rc" -eq 0 ]; then fail $name "exit 0: the mismatch was not refused"
+    elif ! lt "$secs" 20; then fail $name "refused only after ${secs}s (rc $rc)"
+    elif ! grep -q "ranks 1 have a different backbone checksum than rank 0" <<<"$line"; then
+        fail $name "rc $rc but no error line naming rank 1 and the backbone checksum (got: ${line:-nothing})"
+    else pass $name "rc $rc after ${secs}s: ${line#*: rank [0-9]: }"; fi
+}
+
+# start_training N [ARGS]: a long run on N ranks; false (after a FAIL) if no step is logged within 30 s.
+start_training() {
+    local n=$1; shift
+    start_job "$d" $(mpi_flags "$n") -n "$n" "$bin" train "${base[@]}" "${long[@]}" "$@" --output "$out"
+    if ! wait_rows "$out/train.csv" 3 30; then
+        fail $name "no training steps logged within 30 s"; cleanup "$d" "$out" >/dev/null; return 1
+    fi
+}
+
+# ---- 2. a rank dies: the job ends, no hang ----
+scenario_rank_killed() {
+    start_training 4 || return
+    local victim; victim=$(rank_pid "$out" 2)
+    [ -n "$victim" ] || { fail $name "rank 2 process not found"; cleanup "$d" "$out" >/dev/null; return; }
+    kill -KILL "$victim"
+    wait_job "$d" 10
+    local left; left=$(cleanup "$d" "$out")
+    if [ -z "$rc" ]; then fail $name "job still running 10 s after kill -9 of rank 2 (pid $victim)"
+    elif [ "$rc" -eq 0 ]; then fail $name "mpirun exited 0 after a rank was killed"
+    elif [ "$left" -ne 0 ]; then fail $name "mpirun ended (rc $rc) but left $left rank process(es) running"
+    else pass $name "kill -9 of rank 2 after $(csv_rows "$out/train.csv") steps: job ended in ${secs}s, rc $rc"; fi
+}
+
+# ---- the watchdog: a rank that stops (SIGSTOP) anywhere in a step must not hang the others ----
+# Rank 1 is stopped at a random point of a step. Nearly always rank 0 then names it at the next collective's check-in.
+# If rank 1 stops in the middle of a collective's own data exchange (after it checked in), nobody can tell which rank
+# stalled: rank 0 reports the collective that did not complete ("inside MPI_..."). Both reports must come from rank 0
+# and end the job within seconds; the reason says which one it was.
+scenario_watchdog_stalled_rank() {
+    start_training 2 --watchdog 2 || return
+    local victim; victim=$(rank_pid "$out" 1)
+    kill -STOP "$victim"
+    wait_job "$d" 12
+    local left; left=$(cleanup "$d" "$out")
+    local report; report=$(grep -m1 "^watchdog: " "$d/mpirun.log")
+    if [ -z "$rc" ]; then fail $name "job still running 12 s after rank 1 stopped (--watchdog 2): hang"
+    elif [ "$rc" -eq 0 ]; then fail $name "mpirun exited 0"
+    elif [ "$left" -ne 0 ]; then fail $name "mpirun ended (rc $rc) but left $left rank process(es) running"
+    elif ! lt "$secs" 8; then fail $name "the job ended only ${secs}s after rank 1 stopped (--watchdog 2)"
+    elif grep -qE "^watchdog: rank 0 waited [0-9]+ s at step [0-9]+(, before MPI_[A-Za-z]+)?: rank\(s\) 1 did not arrive" <<<"$report"; then
+        pass $name "job ended ${secs}s after SIGSTOP of rank 1, rc $rc, rank 1 named: ${report#watchdog: }"
+    elif grep -qE "^watchdog: rank 0 waited [0-9]+ s inside MPI_[A-Za-z]+ at step [0-9]+: every rank had checked in" <<<"$report"; then
+        pass $name "job ended ${secs}s after SIGSTOP of rank 1, rc $rc, rank 1 stopped inside a collective: ${report#watchdog: }"
+    else fail $name "job ended (rc $rc, ${secs}s) without a watchdog report from rank 0 (got: ${report:-nothing})"; fi
+}
+
+# ---- 3. SIGTERM / SIGINT: finish the step, write a checkpoint, exit 0 ----
+# check_stop RC-REQUIREMENT LEFT: the common assertions after a signal (rc, secs from wait_job).
+check_stop() {
+    local want_rc=$1 left=$2
+    local ck="$out/checkpoint.h5" rows stopped step
+    rows=$(csv_rows "$out/train.csv")
+    stopped=$(sed -nE 's/^stopped by signal after step ([0-9]+);.*/\1/p' "$d/mpirun.log" | head -1)
+    step=$(step_of "$ck")
+    if [ -z "$rc" ]; then fail $name "job still running 10 s after the signal"
+    elif [ "$want_rc" = zero ] && [ "$rc" -ne 0 ]; then fail $name "exit $rc, want 0"
+    elif [ "$want_rc" = zero-or-one ] && [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then fail $name "mpirun exit $rc"
+    elif [ "$left" -ne 0 ]; then fail $name "$left rank process(es) still running after mpirun ended"
+    elif [ ! -f "$ck" ]; then fail $name "no checkpoint $ck"
+    elif ls "$out"/checkpoint.h5.tmp-* >/dev/null 2>&1; then fail $name "temporary checkpoint file left: $(ls "$out"/checkpoint.h5.tmp-*)"
+    elif [ -z "$step" ]; then fail $name "checkpoint does not read (inspect)"
+    elif [ "$step" -ne "$rows" ]; then fail $name "checkpoint at step $step, but $rows steps finished (train.csv)"
+    elif [ -n "$stopped" ] && [ "$stopped" -ne "$step" ]; then fail $name "log says stopped after step $stopped, checkpoint says $step"
+    elif ! resume_check "$d" "$ck" "$step"; then fail $name "--resume from the checkpoint (step $step) failed: $(tail -n 3 "$d/resume/log" | tr '\n' ' ')"
+    else pass $name "exit $rc ${secs}s after the signal; checkpoint at step $step = $rows finished steps; --resume ran step $((step + 1))"; fi
+}
+
+scenario_sigterm_ranks() {
+    start_training 2 || return
+    kill -TERM $(rank_pids "$out")
+    wait_job "$d" 10
+    check_stop zero "$(cleanup "$d" "$out")"
+}
+
+scenario_sigint_one_rank() {
+    start_training 2 || return
+    kill -INT "$(rank_pid "$out" 1)"
+    wait_job "$d" 10
+    check_stop zero "$(cleanup "$d" "$out")"
+}
+
+scenario_sigterm_mpirun() {
+    start_training 2 || return
+    kill -TERM "$(mpirun_pid "$out")"
+    wait_job "$d" 10
+    check_stop zero-or-one "$(cleanup "$d" "$out")"
+}
+
+# ---- 4. kill -9 while a checkpoint is being written ----
+scenario_kill_during_checkpoint() {
+    start_job "$d" $(mpi_flags 2) -x ADAPTIR_TEST_CHECKPOINT_DELAY_MS=1500 \
+        -n 2 "$bin" train "${base[@]}" --steps 1000000 --checkpoint-every 1 --output "$out"
+    # The first checkpoint (step 1) completes after the delay; wait until the next one is half written.
+    local t0 found=""; t0=$(now)
+    while lt "$(since "$t0")" 30; do
+        if [ -f "$out/checkpoint.h5" ] && ls "$out"/checkpoint.h5.tmp-* >/dev/null 2>&1; then found=1; break; fi
+        sleep 0.05
+    done
+    [ -n "$found" ] || { fail $name "never saw a checkpoint write in progress after the first checkpoint"; cleanup "$d" "$out" >/dev/null; return; }
+    local rows; rows=$(csv_rows "$out/train.csv")
+    kill -KILL "$(rank_pid "$out" 0)"
+    wait_job "$d" 10
+    local left tmp step
+    left=$(cleanup "$d" "$out")
+    tmp=$(ls "$out"/checkpoint.h5.tmp-* 2>/dev/null | head -1)
+    step=$(step_of "$out/checkpoint.h5")
+    if [ -z "$rc" ]; then fail $name "job still running 10 s after kill -9 of rank 0"
+    elif [ "$left" -ne 0 ]; then fail $name "$left rank process(es) still running after mpirun ended"
+    elif [ -z "$tmp" ]; then fail $name "no temporary file left: the kill did not hit a checkpoint write"
+    elif [ -z "$step" ]; then fail $name "checkpoint.h5 does not read after the kill"
+    elif [ "$step" -ne $((rows - 1)) ]; then fail $name "checkpoint.h5 at step $step, want the previous checkpoint, step $((rows - 1))"
+    elif ! resume_check "$d" "$out/checkpoint.h5" "$step"; then
+        fail $name "--resume from the previous checkpoint (step $step) failed: $(tail -n 3 "$d/resume/log" | tr '\n' ' ')"
+    elif mkdir -p "$d/half" && cp "$tmp" "$d/half/checkpoint.h5" \
+         && timeout 60 "$bin" train "${base[@]}" --steps $((rows + 1)) --output "$d/half" --resume >"$d/half/log" 2>&1; then
+        fail $name "the half-written temporary file loads too, so the load check above proves nothing"
+    elif ! grep -q "rank 0: $d/half/checkpoint.h5: " "$d/half/log"; then
+        fail $name "resuming from the half-written file failed, but not on that file: $(grep -m1 'adaptir-dist train: rank' "$d/half/log")"
+    else pass $name "killed while writing step $rows: checkpoint.h5 still step $step and resumes; half-written $(basename "$tmp") is refused"; fi
+}
+
+all=(config-mismatch config-mismatch-seed backbone-mismatch rank-killed watchdog-stalled-rank
+     sigterm-ranks sigint-one-rank sigterm-mpirun kill-during-checkpoint)
+only=${PROCESS_ONLY:-${all[*]}}
+for name in ${only//,/ }; do
+    d="$work/$name"; out="$d/out"
+    if ! declare -F "scenario_${name//-/_}" >/dev/null; then fail "$name" "no such scenario (known: ${all[*]})"; continue; fi
+    "scenario_${name//-/_}"
+done
+
+echo "test-process: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
