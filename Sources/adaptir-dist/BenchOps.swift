@@ -72,6 +72,28 @@ struct BenchOps: ParsableCommand {
             let flops = 2.0 * 2.0 * Double(n * l * l * d)
             let tf = bestTime(minSeconds: seconds) { _ = scaledDotProductAttention(q: q, k: kk, v: v, heads: 12) }
             table.add("attention forward", "16x12x256x48", seconds: tf, flops: flops, reference: ref)
+            let ti = bestTime(minSeconds: seconds) { Autograd.withoutGrad { _ = scaledDotProductAttention(q: q, k: kk, v: v, heads: 12) } }
+            table.add("attention forward, no grad", "16x12x256x48", seconds: ti, flops: flops, reference: ref)
+            // Its parts for one (sample, head), repeated over the batch: S = Q K^T (strided heads), softmax, O = P V.
+            let p = Tensor(zeros: [l * l]), o = Tensor(zeros: [n, l, d])
+            let pairFlops = 2.0 * Double(l * l * 48)
+            let tqk = bestTime(minSeconds: seconds) {
+                for s in 0..<n * 12 {
+                    BLAS.gemm(transA: false, transB: true, m: l, n: l, k: 48, a: q.data + (s / 12) * l * d + (s % 12) * 48, lda: d,
+                              b: kk.data + (s / 12) * l * d + (s % 12) * 48, ldb: d, c: p.data, ldc: l)
+                }
+            }
+            table.add("  QK^T sgemm per head", "192x256x256x48", seconds: tqk, flops: pairFlops * Double(n * 12), reference: ref)
+            let tsm = bestTime(minSeconds: seconds) { for _ in 0..<n * 12 { softmaxRows(p.data, p.data, rows: l, cols: l) } }
+            table.add(String(format: "  softmax rows (%.2f ns/elem)", tsm * 1e9 / Double(n * 12 * l * l)), "192x256x256",
+                      seconds: tsm, flops: 0, reference: ref)
+            let tpv = bestTime(minSeconds: seconds) {
+                for s in 0..<n * 12 {
+                    BLAS.gemm(transA: false, transB: false, m: l, n: 48, k: l, a: p.data, lda: l,
+                              b: v.data + (s / 12) * l * d + (s % 12) * 48, ldb: d, c: o.data + (s / 12) * l * d + (s % 12) * 48, ldc: d)
+                }
+            }
+            table.add("  PV sgemm per head", "192x256x48x256", seconds: tpv, flops: pairFlops * Double(n * 12), reference: ref)
             let seed = rng.tensor([n, l, d])
             let tb = timeBackward(seconds: seconds, [q, kk, v]) { scaledDotProductAttention(q: q, k: kk, v: v, heads: 12) } seed: { seed }
             table.add("attention backward", "16x12x256x48", seconds: tb, flops: 2 * flops, reference: ref)
@@ -120,13 +142,13 @@ struct BenchTable {
     func print() {
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
-        Swift.print(pad("op", 28) + pad("shape", 18) + lpad("ms", 10) + lpad("GFLOP/s", 10) + lpad("sgemm", 10) + lpad("% sgemm", 9))
+        Swift.print(pad("op", 32) + pad("shape", 18) + lpad("ms", 10) + lpad("GFLOP/s", 10) + lpad("sgemm", 10) + lpad("% sgemm", 9))
         for (op, shape, t, rate, ref) in rows {
             let ms = String(format: "%.3f", t * 1e3)
             let r = String(format: "%.1f", rate)
             let rr = String(format: "%.1f", ref)
             let pct = String(format: "%.0f%%", 100 * rate / ref)
-            Swift.print(pad(op, 28) + pad(shape, 18) + lpad(ms, 10) + lpad(r, 10) + lpad(rr, 10) + lpad(pct, 9))
+            Swift.print(pad(op, 32) + pad(shape, 18) + lpad(ms, 10) + lpad(r, 10) + lpad(rr, 10) + lpad(pct, 9))
         }
     }
 }

@@ -8,8 +8,10 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Adapt the frozen backbone with AdaptIR on packed patches; only the adapter gradients are allreduced; evaluates before and after.",
         discussion: """
-            With no arguments: preset small, AdaptIR, LR4&Noise30, the bundled sample photos (packed on first use \
-            into the cache folder) and the bundled small backbone. A YAML file (--config) sets any field of the \
+            With no arguments (the embedded default): preset small, AdaptIR, LR4&Noise30, the bundled sample \
+            photos (packed on first use into the cache folder) and the bundled small backbone, 500 steps at lr 1e-2 \
+            (a demonstration; with --config or --train-data the defaults are the paper's recipe: lr 1e-4, weight \
+            decay 0.01, milestones at 50/80/90/95 % of the run, gamma 0.5). A YAML file (--config) sets any field of the \
             run (keys: preset, method, task, train_data, test_data, backbone, global_batch, steps, lr, \
             weight_decay, milestones, gamma, seed, sync_bn, checkpoint_every, output, cache, threads, \
             patches_per_image); options override it. SIGTERM or SIGINT finishes the step, writes a checkpoint \
@@ -24,8 +26,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("test-data"), help: "Folder of clean test images ('' for no evaluation).") var testData: String?
     @Option(help: "Backbone checkpoint ('auto': datasets/ipt_<preset>_backbone.h5 if present; '' for a random backbone).") var backbone: String?
     @Option(name: .customLong("global-batch"), help: "Samples per step over all ranks.") var globalBatch: Int?
-    @Option(help: "Optimisation steps.") var steps: Int?
-    @Option(help: "AdamW learning rate.") var lr: Float?
+    @Option(help: "Optimisation steps (default 300; 500 in the embedded default).") var steps: Int?
+    @Option(help: "AdamW learning rate (default 1e-4, the paper's; 1e-2 in the embedded default).") var lr: Float?
     @Option(name: .customLong("weight-decay")) var weightDecay: Float?
     @Option(help: "Seed of the data order, crops, augmentation and noise.") var seed: UInt64?
     @Option(help: "OpenBLAS threads per rank.") var threads: Int?
@@ -38,7 +40,8 @@ struct Train: ParsableCommand {
     @Flag(name: .customLong("no-eval"), help: "Skip the evaluation before and after.") var noEval = false
 
     func resolvedConfig() throws -> TrainConfig {
-        var c = TrainConfig()
+        // Neither a config file nor data: the embedded demonstration (TrainConfig.embeddedDefault).
+        var c = config == nil && trainData == nil ? TrainConfig.embeddedDefault : TrainConfig()
         if let config {
             guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
                 throw ValidationError("\(config): cannot read the config file")
@@ -69,6 +72,10 @@ struct Train: ParsableCommand {
     func run() throws {
         let config = try resolvedConfig()
         let comm = Communicator.world
+        if self.config == nil && trainData == nil && comm.isRoot {
+            print("embedded default: AdaptIR on the bundled photos and backbone, \(config.steps) steps at lr \(config.lr) "
+                  + "(a demonstration; the paper's recipe, lr 1e-4, applies with --config or --train-data)")
+        }
         do {
             try TrainingJob(config: config, comm: comm, resume: resume, evaluate: !noEval, watchdog: watchdog).run()
         } catch {

@@ -63,7 +63,7 @@ public func softmax(_ x: Tensor, axis: Int) -> Tensor {
 
 /// Stable softmax of each row of a row-major [rows, cols] block, from `x` into `y` (which may be `x`).
 @inline(__always)
-func softmaxRows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+public func softmaxRows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
     for o in 0..<rows {
         let xr = x + o * cols, yr = y + o * cols
         let m = rowMax(xr, cols)
