@@ -19,6 +19,7 @@
 #   kill-during-checkpoint kill -9 of rank 0 while it writes a checkpoint (held open by the test-only hook
 #                          ADAPTIR_TEST_CHECKPOINT_DELAY_MS): the previous checkpoint is intact under the final name
 #                          and loads; the half-written temporary file does not
+#   resume-config-mismatch --resume with another --lr is refused naming lr; with more --steps it continues
 #
 # Needs .build/release/adaptir-dist (scripts/run-tests.sh builds it; this script builds nothing) and mpirun.
 # Every mpirun runs under `timeout --kill-after=10`; every scenario kills what it started, so nothing can hang CI.
@@ -334,8 +335,26 @@ scenario_kill_during_checkpoint() {
     else pass $name "killed while writing step $rows: checkpoint.h5 still step $step and resumes; half-written $(basename "$tmp") is refused"; fi
 }
 
+# ---- 5. --resume with another config ----
+scenario_resume_config_mismatch() {
+    mkdir -p "$d"
+    if ! timeout 60 "$bin" train "${base[@]}" --steps 2 --output "$out" >"$d/first.log" 2>&1; then
+        fail $name "the first run failed: $(tail -n 2 "$d/first.log" | tr '\n' ' ')"; return
+    fi
+    timeout 60 "$bin" train "${base[@]}" --steps 4 --lr 5e-4 --output "$out" --resume >"$d/lr.log" 2>&1
+    local rc_lr=$?
+    timeout 60 "$bin" train "${base[@]}" --steps 4 --output "$out" --resume >"$d/steps.log" 2>&1
+    local rc_steps=$?
+    if [ "$rc_lr" -eq 0 ]; then fail $name "--resume with another --lr was accepted"
+    elif ! grep -q "differs from the checkpoint's in lr (" "$d/lr.log"; then
+        fail $name "--resume with another --lr failed without naming lr: $(grep -m1 'adaptir-dist train' "$d/lr.log")"
+    elif [ "$rc_steps" -ne 0 ] || ! grep -q "steps 2\.\.<4" "$d/steps.log"; then
+        fail $name "--resume with more --steps (allowed) did not continue at step 2: $(tail -n 2 "$d/steps.log" | tr '\n' ' ')"
+    else pass $name "another lr refused ($(grep -m1 -o "differs from the checkpoint's in lr" "$d/lr.log")); more steps continue at step 2"; fi
+}
+
 all=(config-mismatch config-mismatch-seed backbone-mismatch rank-killed watchdog-stalled-rank
-     sigterm-ranks sigint-one-rank sigterm-mpirun kill-during-checkpoint)
+     sigterm-ranks sigint-one-rank sigterm-mpirun kill-during-checkpoint resume-config-mismatch)
 only=${PROCESS_ONLY:-${all[*]}}
 for name in ${only//,/ }; do
     d="$work/$name"; out="$d/out"

@@ -128,8 +128,13 @@ struct TrainingJob {
         options.dataSeed = config.seed
         options.watchdogSeconds = watchdog
         if resume, FileManager.default.fileExists(atPath: options.checkpointPath) {
-            if comm.isRoot { try TrainingCheckpoint.load(options.checkpointPath, into: trainer) }
+            if comm.isRoot {
+                let stored = try TrainingCheckpoint.load(options.checkpointPath, into: trainer).config
+                try checkResumable(storedConfig: stored, checkpoint: options.checkpointPath)
+            }
             log("resuming from \(options.checkpointPath)")
+        } else if resume {
+            log("--resume: no checkpoint at \(options.checkpointPath); starting from step 0")
         }
         try trainer.broadcastState()
         log("preset \(preset.name), method \(method.rawValue), task \(task.rawValue), \(comm.size) rank(s), global batch \(config.globalBatch) (\(trainer.localBatch) per rank), steps \(trainer.step)..<\(config.steps)")
@@ -181,6 +186,23 @@ struct TrainingJob {
         guard !differing.isEmpty else { return }
         let fields = Set(differing.flatMap { TrainingJob.differingFields(all[0], all[$0]) }).sorted()
         throw TrainingError.configuration("ranks \(differing.map(String.init).joined(separator: ", ")) have a different config than rank 0 (differing fields: \(fields.joined(separator: ", ")))")
+    }
+
+    /// Config fields a resumed run may change: where files go, how often checkpoints are written, threads, the test
+    /// set, and the number of steps (a longer or shorter run; its milestones move with it, logged). Any other
+    /// difference would silently make the resumed run a different run, so it is refused, naming the fields.
+    static let resumableFields: Set<String> = ["output", "cache", "checkpoint_every", "threads", "test_data", "steps"]
+
+    func checkResumable(storedConfig: String, checkpoint: String) throws {
+        guard !storedConfig.isEmpty else { return }   // checkpoints of the library API may carry no config
+        let differing = TrainingJob.differingFields(storedConfig, config.canonicalJSON)
+        let refused = differing.filter { !TrainingJob.resumableFields.contains($0) }
+        guard refused.isEmpty else {
+            throw TrainingError.configuration("\(checkpoint): --resume with a config that differs from the checkpoint's in \(refused.joined(separator: ", ")) (start a new run in another --output folder instead)")
+        }
+        if differing.contains("steps") {
+            log("--resume: steps differ from the checkpoint's run; the learning-rate milestones are fractions of the new total")
+        }
     }
 
     /// The top-level keys whose values differ between two canonical config JSON texts.

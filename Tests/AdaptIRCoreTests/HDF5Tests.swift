@@ -292,4 +292,20 @@ final class HDF5Tests: XCTestCase {
         XCTAssertEqual(try r2.datasetNames(), ["b"])
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmpDir), ["ckpt.h5"])
     }
+
+    /// A writer killed mid-write leaves `path.tmp-<pid>`; the next atomic write of the same path removes it when that
+    /// process is gone, and leaves a live process's temporary (and other files' temporaries) alone.
+    func testWriteAtomicallyRemovesTemporariesOfDeadWriters() throws {
+        let path = tmp("ckpt.h5")
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run(); child.waitUntilExit()
+        let dead = "ckpt.h5.tmp-\(child.processIdentifier)", live = "ckpt.h5.tmp-\(getppid())"
+        let other = "other.h5.tmp-\(child.processIdentifier)"
+        for name in [dead, live, other] {
+            XCTAssertTrue(FileManager.default.createFile(atPath: (tmpDir as NSString).appendingPathComponent(name), contents: Data([1, 2])))
+        }
+        try HDF5File.writeAtomically(to: path) { f in try f.write("a", floats: [1], shape: [1]) }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmpDir).sorted(), ["ckpt.h5", live, other].sorted())
+    }
 }

@@ -214,6 +214,9 @@ final class TrainingRunTests: XCTestCase {
         opts.onStep = { s in if s.step == 1 { StopRequest.shared.request() } }
         XCTAssertEqual(try TrainingRun(trainer: first, source: SyntheticSource(first), options: opts).run(), .stopped(atStep: 2))
         StopRequest.shared.reset()
+        // A row for a step the stopped run finished after its checkpoint (a crash between the two): it is run again.
+        let extra = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/b/train.csv"))
+        try extra.seekToEnd(); try extra.write(contentsOf: Data("2,9.5,0,0,0,0,0,0,0\n".utf8)); try extra.close()
         let second = try Trainer(model: AdaptedIPT(preset: .tiny, method: .adaptir, seed: 3), comm: .solo, task: 2, globalBatch: 2, totalSteps: 4)
         try TrainingCheckpoint.load(dir + "/b/checkpoint.h5", into: second)
         XCTAssertEqual(second.step, 2)
@@ -223,5 +226,7 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(a, b)
         let rows = try String(contentsOfFile: dir + "/b/train.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(rows.count, 5, "the resumed run appends to the CSV")
+        XCTAssertEqual(rows.dropFirst().map { $0.split(separator: ",")[0] }, ["0", "1", "2", "3"], "one row per step")
+        XCTAssertFalse(rows.contains { $0.hasPrefix("2,9.5,") }, "the stale row of step 2 is dropped")
     }
 }

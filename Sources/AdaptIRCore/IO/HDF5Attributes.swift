@@ -147,6 +147,7 @@ extension HDF5File {
     /// file is removed, an existing `path` is left untouched, and the error is rethrown.
     public static func writeAtomically(to path: String, _ body: (HDF5File) throws -> Void) throws {
         let tmp = path + ".tmp-\(getpid())"
+        removeStaleTemporaries(of: path)
         do {
             let f = try create(tmp)
             do {
@@ -166,5 +167,23 @@ extension HDF5File {
             unlink(tmp)
             throw error
         }
+    }
+
+    /// Removes `path.tmp-<pid>` files left by writers that were killed mid-write (a checkpoint of the ipt preset
+    /// with full fine-tuning is 1.4 GB): those whose process no longer exists on this machine. A temporary of a
+    /// live process (another writer of the same path) is left alone. Returns the names removed.
+    @discardableResult
+    public static func removeStaleTemporaries(of path: String) -> [String] {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path, prefix = url.lastPathComponent + ".tmp-"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
+        var removed: [String] = []
+        for name in names where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count)), pid > 0, pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH, unlink((dir as NSString).appendingPathComponent(name)) == 0 {
+                removed.append(name)
+            }
+        }
+        return removed
     }
 }

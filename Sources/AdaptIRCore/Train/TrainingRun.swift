@@ -100,6 +100,21 @@ public final class TrainingRun {
 
     public static let csvHeader = "step,loss,lr,patches_per_s,forward_ms,backward_ms,allreduce_ms,optimizer_ms,bytes_reduced"
 
+    /// A resumed run continues the CSV of the run it resumes; rows of steps at or after the checkpoint's (steps the
+    /// stopped run finished after its last checkpoint, which are run again) are dropped, so every step has one row.
+    static func dropRows(ofCSV path: String, fromStep step: Int) throws {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: true)
+        let before = lines.count
+        lines.removeAll { line in
+            guard let first = line.split(separator: ",", maxSplits: 1).first, let s = Int(first) else { return false }
+            return s >= step
+        }
+        if lines.count != before {
+            try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        }
+    }
+
     public func run() throws -> Outcome {
         let comm = trainer.comm
         let root = comm.isRoot
@@ -109,6 +124,8 @@ public final class TrainingRun {
             let path = options.csvPath
             if trainer.step == 0 || !FileManager.default.fileExists(atPath: path) {
                 try Data((TrainingRun.csvHeader + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+            } else {
+                try TrainingRun.dropRows(ofCSV: path, fromStep: trainer.step)
             }
             csv = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
             try csv?.seekToEnd()
