@@ -139,7 +139,9 @@ struct TrainingJob {
         try trainer.broadcastState()
         log("preset \(preset.name), method \(method.rawValue), task \(task.rawValue), \(comm.size) rank(s), global batch \(config.globalBatch) (\(trainer.localBatch) per rank), steps \(trainer.step)..<\(config.steps)")
         log("trainable \(model.store.trainableCount) of \(model.store.parameterCount) parameters; allreduce per step: \(model.store.trainableCount) floats = \(model.store.trainableCount * 4) bytes in one flat buffer; sync BN \(trainer.syncBatchNorm != nil ? "on" : "off")")
-        log("data \(dataPath): \(reader.count) samples, \(reader.batchesPerEpoch) steps per epoch")
+        let unused = reader.sampler.samplesPerRank % reader.batchSize * comm.size
+        log("data \(dataPath): \(reader.count) samples, \(reader.batchesPerEpoch) steps per epoch; per epoch \(reader.sampler.padding) padded "
+            + "(repeated, as DistributedSampler), \(unused) left out by the dropped last partial batch of each rank")
 
         let evaluator = Evaluator(task: task, seed: config.seed)
         let pairs = evaluate && !config.testData.isEmpty && comm.isRoot ? try evaluator.testPairs(folder: config.testData) : []
