@@ -152,6 +152,8 @@ struct TrainingJob {
         let outcome = try TrainingRun(trainer: trainer, source: ReaderBatchSource(reader: reader), options: options).run()
         progress.finish()
         reader.stop()
+        let peaks = try comm.allgather(Int64(peakResidentBytes()))
+        log("peak resident memory per rank (GiB): " + peaks.map { String(format: "%.2f", Double($0) / 1073741824) }.joined(separator: ", "))
         switch outcome {
         case .finished: log("finished \(config.steps) steps; checkpoint \(options.checkpointPath)")
         case .stopped(let s): log("stopped by signal after step \(s); checkpoint \(options.checkpointPath) (resume with --resume)"); return
