@@ -14,6 +14,7 @@
 #   RANKS ["1 2 4 8"]  METHODS ["adaptir full"]  THREADS [1] OpenBLAS threads per rank
 #   OUT [runs/weak-scaling]  BIN [.build/release/adaptir-dist]
 #   MPIRUN_ARGS extra mpirun options (hostfile, placement, MCA)   TRAIN_ARGS extra `train` options (--train-data, --backbone)
+#   REPORT_ONLY=1 re-makes OUT/weak-scaling.md from OUT/rows.tsv of an earlier run without running anything
 # With no TRAIN_ARGS the runs use the bundled photos and the bundled small backbone (the embedded default's data).
 # More ranks than cores here gets --oversubscribe; with MPIRUN_ARGS set (a cluster) nothing is added but
 # --bind-to none and -x OPENBLAS_NUM_THREADS.
@@ -40,12 +41,22 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OPENBLAS_NUM_THREADS="$THREADS"
 mkdir -p "$OUT"
 cores=$(nproc)
+# Cores the ranks share: this machine's when all ranks run here; 0 (unknown: one core set per rank) on a cluster.
+node_cores=$cores
+[ -n "$MPIRUN_ARGS" ] && node_cores=0
 start_all=$(date +%s)
 
 # One row per run: method p global_batch steps s_per_step patches_per_s compute_ms allreduce_ms bytes
 rows="$OUT/rows.tsv"
-: > "$rows"
-for method in $METHODS; do
+if [ "${REPORT_ONLY:-0}" = 1 ]; then
+    # Only re-make the table from an earlier run's rows (same OUT, METHODS and settings).
+    [ -s "$rows" ] || { echo "weak-scaling: REPORT_ONLY=1 but no $rows" >&2; exit 2; }
+    METHODS_RUN=""
+else
+    : > "$rows"
+    METHODS_RUN="$METHODS"
+fi
+for method in $METHODS_RUN; do
     for p in $RANKS; do
         dir="$OUT/$method-p$p"
         rm -rf "$dir"
@@ -71,7 +82,8 @@ for method in $METHODS; do
         printf 'weak-scaling: %-7s p=%-2s global batch %-3s done in %s s\n' "$method" "$p" "$gb" "$wall" >&2
     done
 done
-total=$(( $(date +%s) - start_all ))
+[ "${REPORT_ONLY:-0}" = 1 ] || echo $(( $(date +%s) - start_all )) >"$OUT/seconds"
+total=$(cat "$OUT/seconds" 2>/dev/null || echo '?')
 
 md="$OUT/weak-scaling.md"
 {
@@ -83,18 +95,26 @@ md="$OUT/weak-scaling.md"
     echo
     echo "Columns: s/step = mean wall time of a step on rank 0 (data + forward + backward + allreduce + optimizer);"
     echo "efficiency = t(p0) / t(p) against the first rank count (weak scaling: ideal 100 %);"
+    if [ "$node_cores" -gt 0 ]; then
+        echo "per-core efficiency = patches/s per busy core, min(p, $node_cores), against the first rank count's (what is left"
+        echo "once the oversubscription of the $node_cores cores is divided out);"
+    else
+        echo "per-core efficiency = efficiency here (MPIRUN_ARGS set: each rank is assumed to have its own cores);"
+    fi
     echo "compute = forward + backward ms; allreduce = the CSV's allreduce_ms (gradient allreduce, loss/NaN check, 1/p scale,"
     echo "and any wait for slower ranks); fraction = allreduce / step."
     for method in $METHODS; do
         echo
         echo "**--method $method**"
         echo
-        echo "| ranks | global batch | s/step | patches/s | efficiency | compute ms | allreduce ms | allreduce fraction | bytes reduced per step |"
-        echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        awk -F'\t' -v m="$method" '
+        echo "| ranks | global batch | s/step | patches/s | efficiency | per-core efficiency | compute ms | allreduce ms | allreduce fraction | bytes reduced per step |"
+        echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        awk -F'\t' -v m="$method" -v cores="$node_cores" '
             function grouped(n,   s) { s = sprintf("%d", n); while (s ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", s); return s }
-            $1 == m { if (t1 == "") t1 = $5
-                      printf "| %d | %d | %.3f | %.1f | %.0f %% | %.0f | %.2f | %.1f %% | %s |\n", $2, $3, $5, $6, 100 * t1 / $5, $7, $8, 100 * $8 / ($5 * 1000), grouped($9) }
+            function busy(p) { return cores > 0 && p > cores ? cores : p }
+            $1 == m { if (t1 == "") { t1 = $5; x1 = $6 / busy($2) }
+                      printf "| %d | %d | %.3f | %.1f | %.0f %% | %.0f %% | %.0f | %.2f | %.1f %% | %s |\n", $2, $3, $5, $6, 100 * t1 / $5,
+                             100 * ($6 / busy($2)) / x1, $7, $8, 100 * $8 / ($5 * 1000), grouped($9) }
         ' "$rows"
     done
     if echo " $METHODS " | grep -q " adaptir " && echo " $METHODS " | grep -q " full "; then
