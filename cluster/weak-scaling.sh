@@ -13,6 +13,7 @@
 #   PRESET [small]  BATCH [8] patches per rank per step  STEPS [40]  WARMUP [5] steps left out of the averages
 #   RANKS ["1 2 4 8"]  METHODS ["adaptir full"]  THREADS [1] OpenBLAS threads per rank
 #   OUT [runs/weak-scaling]  BIN [.build/release/adaptir-dist]
+#   MPIRUN [mpirun] the launcher, e.g. "cluster/netns-nodes.sh mpirun" (simulated nodes)
 #   MPIRUN_ARGS extra mpirun options (hostfile, placement, MCA)   TRAIN_ARGS extra `train` options (--train-data, --backbone)
 #   REPORT_ONLY=1 re-makes OUT/weak-scaling.md from OUT/rows.tsv of an earlier run without running anything
 # With no TRAIN_ARGS the runs use the bundled photos and the bundled small backbone (the embedded default's data).
@@ -31,10 +32,11 @@ THREADS="${THREADS:-1}"
 OUT="${OUT:-runs/weak-scaling}"
 BIN="${BIN:-.build/release/adaptir-dist}"
 MPIRUN_ARGS="${MPIRUN_ARGS:-}"
+MPIRUN="${MPIRUN:-mpirun}"
 TRAIN_ARGS="${TRAIN_ARGS:-}"
 
 [ -x "$BIN" ] || { echo "weak-scaling: $BIN not found; run 'swift build -c release' first" >&2; exit 2; }
-command -v mpirun >/dev/null || { echo "weak-scaling: mpirun not found (apt-get install openmpi-bin)" >&2; exit 2; }
+command -v "${MPIRUN%% *}" >/dev/null || { echo "weak-scaling: mpirun not found (apt-get install openmpi-bin)" >&2; exit 2; }
 [ "$STEPS" -gt "$WARMUP" ] || { echo "weak-scaling: STEPS ($STEPS) must exceed WARMUP ($WARMUP)" >&2; exit 2; }
 # mpirun refuses to run as root without both of these.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -66,7 +68,7 @@ for method in $METHODS_RUN; do
         gb=$((BATCH * p))
         t0=$(date +%s.%N)
         # shellcheck disable=SC2086  # MPIRUN_ARGS and TRAIN_ARGS are word lists on purpose
-        if ! mpirun -n "$p" "${extra[@]}" --bind-to none -x OPENBLAS_NUM_THREADS $MPIRUN_ARGS \
+        if ! $MPIRUN -n "$p" "${extra[@]}" --bind-to none -x OPENBLAS_NUM_THREADS $MPIRUN_ARGS \
                 "$BIN" train --preset "$PRESET" --method "$method" --no-eval --global-batch "$gb" --steps "$STEPS" \
                 --checkpoint-every 0 --threads "$THREADS" --output "$dir" $TRAIN_ARGS >"$dir/log.txt" 2>&1; then
             echo "weak-scaling: $method p=$p failed; see $dir/log.txt" >&2
@@ -91,7 +93,7 @@ md="$OUT/weak-scaling.md"
     echo
     echo "$(date -u +%Y-%m-%d) on $(hostname): $cores cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo);"
     echo "$(mpirun --version 2>/dev/null | head -1); OpenBLAS threads per rank: $THREADS;"
-    echo "\`mpirun -n P --bind-to none -x OPENBLAS_NUM_THREADS${MPIRUN_ARGS:+ $MPIRUN_ARGS}\` (+ \`--oversubscribe\` when P > $cores cores${MPIRUN_ARGS:+, not added with MPIRUN_ARGS}); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); whole run ${total} s."
+    echo "\`$MPIRUN -n P --bind-to none -x OPENBLAS_NUM_THREADS${MPIRUN_ARGS:+ $MPIRUN_ARGS}\` (+ \`--oversubscribe\` when P > $cores cores${MPIRUN_ARGS:+, not added with MPIRUN_ARGS}); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); whole run ${total} s."
     echo
     echo "Columns: s/step = mean wall time of a step on rank 0 (data + forward + backward + allreduce + optimizer);"
     echo "efficiency = t(p0) / t(p) against the first rank count (weak scaling: ideal 100 %);"
