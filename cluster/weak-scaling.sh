@@ -11,7 +11,8 @@
 #
 # Environment (defaults in brackets):
 #   PRESET [small]  BATCH [8] patches per rank per step  STEPS [40]  WARMUP [5] steps left out of the averages
-#   RANKS ["1 2 4 8"]  METHODS ["adaptir full"]  THREADS [1] OpenBLAS threads per rank
+#   RANKS ["1 2 4 8"]  RANKS_FULL [RANKS] for --method full (preset ipt full needs ~2.7 GiB per rank)
+#   METHODS ["adaptir full"]  THREADS [1] OpenBLAS threads per rank
 #   OUT [runs/weak-scaling]  BIN [.build/release/adaptir-dist]
 #   MPIRUN [mpirun] the launcher, e.g. "cluster/netns-nodes.sh mpirun" (simulated nodes)
 #   MPIRUN_ARGS extra mpirun options (hostfile, placement, MCA)   TRAIN_ARGS extra `train` options (--train-data, --backbone)
@@ -27,6 +28,7 @@ BATCH="${BATCH:-8}"
 STEPS="${STEPS:-40}"
 WARMUP="${WARMUP:-5}"
 RANKS="${RANKS:-1 2 4 8}"
+RANKS_FULL="${RANKS_FULL:-$RANKS}"
 METHODS="${METHODS:-adaptir full}"
 THREADS="${THREADS:-1}"
 OUT="${OUT:-runs/weak-scaling}"
@@ -59,7 +61,9 @@ else
     METHODS_RUN="$METHODS"
 fi
 for method in $METHODS_RUN; do
-    for p in $RANKS; do
+    ranks_here=$RANKS
+    [ "$method" = full ] && ranks_here=$RANKS_FULL
+    for p in $ranks_here; do
         dir="$OUT/$method-p$p"
         rm -rf "$dir"
         mkdir -p "$dir"
