@@ -46,6 +46,19 @@ final class MultiRankTests: XCTestCase {
         report("identity, local rank \(comm.localRank) of \(comm.localSize) on \(comm.processorName)")
     }
 
+    func testAllreduceBenchmarkChecksTheSumAndAgreesOnRepeats() throws {
+        // `bench allreduce` checks its first call on every rank and all ranks must run the same number of calls
+        // (rank 0 decides); the times are the slowest rank's, so every rank reports the same ones. No timing asserted.
+        let r = try AllreduceBenchmark.measure(comm: comm, size: .init(label: "t", floats: 1001), warmup: 2, repeats: 3,
+                                               maxSeconds: 600)
+        XCTAssertEqual(r.warmups, 2)
+        XCTAssertEqual(r.repeats, 3)
+        XCTAssertEqual(r.ranks, comm.size)
+        let medians = try comm.allgather(r.medianSeconds)
+        XCTAssertEqual(Set(medians).count, 1, "ranks report different medians \(medians)")
+        report("allreduce benchmark, 3 repeats of 1001 floats")
+    }
+
     func testAllreduceSumFloat() throws {
         // Rank r contributes (r+1)·[1..n]; the sum is p(p+1)/2·[1..n] (small integers, exact in Float).
         let n = 1000
