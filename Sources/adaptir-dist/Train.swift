@@ -27,7 +27,7 @@ struct Train: ParsableCommand {
     @Option(help: "Backbone checkpoint ('auto': datasets/ipt_<preset>_backbone.h5 if present; '' for a random backbone).") var backbone: String?
     @Option(name: .customLong("global-batch"), help: "Samples per step over all ranks.") var globalBatch: Int?
     @Option(help: "Optimisation steps (default 300; 500 in the embedded default).") var steps: Int?
-    @Option(help: "AdamW learning rate (default 1e-4, the paper's; 1e-2 in the embedded default).") var lr: Float?
+    @Option(help: "AdamW learning rate (default 1e-4, the paper's; 1e-2 in the embedded default with AdaptIR).") var lr: Float?
     @Option(name: .customLong("weight-decay")) var weightDecay: Float?
     @Option(help: "Seed of the data order, crops, augmentation and noise.") var seed: UInt64?
     @Option(help: "OpenBLAS threads per rank.") var threads: Int?
@@ -41,7 +41,12 @@ struct Train: ParsableCommand {
 
     func resolvedConfig() throws -> TrainConfig {
         // Neither a config file nor data: the embedded demonstration (TrainConfig.embeddedDefault).
-        var c = config == nil && trainData == nil ? TrainConfig.embeddedDefault : TrainConfig()
+        // Its learning rate is for the adapter: full fine-tuning keeps the recipe's 1e-4 (1e-2 diverges there).
+        var c = config == nil && trainData == nil && (method ?? "adaptir") == "adaptir" ? TrainConfig.embeddedDefault : TrainConfig()
+        if config == nil && trainData == nil && method != nil && method != "adaptir" {
+            c.steps = TrainConfig.embeddedDemoSteps
+            c.patchesPerImage = TrainConfig.embeddedDemoPatchesPerImage
+        }
         if let config {
             guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
                 throw ValidationError("\(config): cannot read the config file")
@@ -72,7 +77,7 @@ struct Train: ParsableCommand {
     func run() throws {
         let config = try resolvedConfig()
         let comm = Communicator.world
-        if self.config == nil && trainData == nil && comm.isRoot {
+        if self.config == nil && trainData == nil && config.method == "adaptir" && comm.isRoot {
             print("embedded default: AdaptIR on the bundled photos and backbone, \(config.steps) steps at lr \(config.lr) "
                   + "(a demonstration; the paper's recipe, lr 1e-4, applies with --config or --train-data)")
         }
