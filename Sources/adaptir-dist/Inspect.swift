@@ -99,15 +99,7 @@ enum PatchFileSummary {
 
 extension Int {
     /// 118892394 -> "118,892,394".
-    var grouped: String {
-        let s = String(self.magnitude)
-        var out = ""
-        for (i, ch) in s.enumerated() {
-            if i > 0 && (s.count - i) % 3 == 0 { out.append(",") }
-            out.append(ch)
-        }
-        return (self < 0 ? "-" : "") + out
-    }
+    var grouped: String { AllreduceBenchmark.grouped(self) }
 }
 
 extension String {
