@@ -39,14 +39,11 @@ struct Train: ParsableCommand {
     @Flag(help: "Continue from OUTPUT/checkpoint.h5.") var resume = false
     @Flag(name: .customLong("no-eval"), help: "Skip the evaluation before and after.") var noEval = false
 
+    /// Neither a config file nor data: the embedded demonstration (`TrainConfig.embeddedDefault(method:)`).
+    var isEmbeddedDefault: Bool { config == nil && trainData == nil }
+
     func resolvedConfig() throws -> TrainConfig {
-        // Neither a config file nor data: the embedded demonstration (TrainConfig.embeddedDefault).
-        // Its learning rate is for the adapter: full fine-tuning keeps the recipe's 1e-4 (1e-2 diverges there).
-        var c = config == nil && trainData == nil && (method ?? "adaptir") == "adaptir" ? TrainConfig.embeddedDefault : TrainConfig()
-        if config == nil && trainData == nil && method != nil && method != "adaptir" {
-            c.steps = TrainConfig.embeddedDemoSteps
-            c.patchesPerImage = TrainConfig.embeddedDemoPatchesPerImage
-        }
+        var c = isEmbeddedDefault ? TrainConfig.embeddedDefault(method: method ?? TrainConfig().method) : TrainConfig()
         if let config {
             guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
                 throw ValidationError("\(config): cannot read the config file")
@@ -77,7 +74,7 @@ struct Train: ParsableCommand {
     func run() throws {
         let config = try resolvedConfig()
         let comm = Communicator.world
-        if self.config == nil && trainData == nil && config.method == "adaptir" && comm.isRoot {
+        if isEmbeddedDefault && config.method == "adaptir" && comm.isRoot {
             print("embedded default: AdaptIR on the bundled photos and backbone, \(config.steps) steps at lr \(config.lr) "
                   + "(a demonstration; the paper's recipe, lr 1e-4, applies with --config or --train-data)")
         }

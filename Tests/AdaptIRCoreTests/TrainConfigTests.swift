@@ -19,7 +19,7 @@ final class TrainConfigTests: XCTestCase {
     }
 
     func testEmbeddedDefaultChangesOnlyStepsLearningRateAndPatches() throws {
-        var e = TrainConfig.embeddedDefault
+        var e = TrainConfig.embeddedDefault(method: "adaptir")
         XCTAssertEqual(e.steps, 500)
         XCTAssertEqual(e.lr, 1e-2)
         XCTAssertEqual(e.patchesPerImage, 256)
@@ -27,6 +27,11 @@ final class TrainConfigTests: XCTestCase {
         let d = TrainConfig()
         e.steps = d.steps; e.lr = d.lr; e.patchesPerImage = d.patchesPerImage
         XCTAssertEqual(e, d, "the embedded default departs from the recipe in more than steps, lr and patches per image")
+        let full = TrainConfig.embeddedDefault(method: "full")
+        XCTAssertEqual(full.method, "full")
+        XCTAssertEqual(full.lr, d.lr, "full fine-tuning keeps the recipe's learning rate")
+        XCTAssertEqual(full.steps, 500)
+        XCTAssertEqual(full.patchesPerImage, 256)
     }
 
     func testConfigFileKeysAndDefaultsForMissingKeys() throws {
