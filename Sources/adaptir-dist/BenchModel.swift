@@ -20,7 +20,7 @@ struct BenchModel: ParsableCommand {
     @Option(help: "OpenBLAS threads (0: OpenBLAS's default).")
     var threads: Int = 1
 
-    @Option(help: "Timed repetitions (the best is reported, after one warm-up).")
+    @Option(help: "Timed repetitions (the best is reported, after warm-up: one inference forward, two training steps).")
     var repeats: Int = 2
 
     @Flag(help: "Also time every sgemm call by shape and print the slowest shapes.")

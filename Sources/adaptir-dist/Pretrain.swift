@@ -82,10 +82,9 @@ struct Pretrain: ParsableCommand {
                                   totalSteps: steps, lr: lr, weightDecay: 0)
         var options = TrainingRunOptions(steps: steps, checkpointEvery: checkpointEvery, outputDirectory: output)
         options.configText = "pretrain preset=\(preset) tasks=\(tasks) batch=\(globalBatch) steps=\(steps) lr=\(lr) seed=\(seed) patches_per_image=\(patchesPerImage) init=\(initBackbone ?? "random")"
-        if resume && !FileManager.default.fileExists(atPath: options.checkpointPath) {
-            log("--resume: no checkpoint at \(options.checkpointPath); starting from step 0")
-        }
-        if resume, FileManager.default.fileExists(atPath: options.checkpointPath) {
+        let resuming = resume && FileManager.default.fileExists(atPath: options.checkpointPath)
+        if resume && !resuming { log("--resume: no checkpoint at \(options.checkpointPath); starting from step 0") }
+        if resuming {
             if comm.isRoot { try TrainingCheckpoint.load(options.checkpointPath, into: trainer) }
         } else if let initBackbone, comm.isRoot {
             try Checkpoint.load(initBackbone, into: model, part: .backbone)
