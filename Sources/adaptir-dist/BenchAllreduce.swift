@@ -55,7 +55,7 @@ struct BenchAllreduce: ParsableCommand {
             print("\(comm.size) rank(s) on \(distinct.count) host(s) (\(placement.joined(separator: "; "))); "
                   + "\(ProcessInfo.processInfo.activeProcessorCount) cores here; watchdog \(watchdog > 0 ? "on" : "off")")
             print("per size: \(warmup) warm-up call(s), up to \(repeats) timed repeats within \(maxSeconds) s; "
-                  + "largest buffer \(AllreduceBenchmark.grouped(list.map(\.bytes).max() ?? 0)) bytes per rank")
+                  + "largest buffer \((list.map(\.bytes).max() ?? 0).grouped) bytes per rank")
             fflush(nil)
         }
         var results: [AllreduceBenchmark.Result] = []

@@ -97,11 +97,6 @@ enum PatchFileSummary {
     }
 }
 
-extension Int {
-    /// 118892394 -> "118,892,394".
-    var grouped: String { AllreduceBenchmark.grouped(self) }
-}
-
 extension String {
     func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
 }

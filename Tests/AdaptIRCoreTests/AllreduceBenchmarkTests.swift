@@ -49,10 +49,10 @@ final class AllreduceBenchmarkTests: XCTestCase {
     }
 
     func testGrouped() {
-        XCTAssertEqual(AllreduceBenchmark.grouped(0), "0")
-        XCTAssertEqual(AllreduceBenchmark.grouped(999), "999")
-        XCTAssertEqual(AllreduceBenchmark.grouped(1000), "1,000")
-        XCTAssertEqual(AllreduceBenchmark.grouped(118_892_370), "118,892,370")
-        XCTAssertEqual(AllreduceBenchmark.grouped(-1234), "-1,234")
+        XCTAssertEqual(0.grouped, "0")
+        XCTAssertEqual(999.grouped, "999")
+        XCTAssertEqual(1000.grouped, "1,000")
+        XCTAssertEqual(118_892_370.grouped, "118,892,370")
+        XCTAssertEqual((-1234).grouped, "-1,234")
     }
 }

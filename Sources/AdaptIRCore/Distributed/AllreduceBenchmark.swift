@@ -154,22 +154,11 @@ public enum AllreduceBenchmark {
             // On one rank nothing moves: the bandwidths would only measure the call overhead.
             let alg = r.ranks > 1 ? String(format: "%.3f", r.algorithmicBandwidth / 1e9) : "n/a"
             let bus = r.ranks > 1 ? String(format: "%.3f", r.busBandwidth / 1e9) : "n/a"
-            s += String(format: "| %@ | %@ | %@ | %d | %d | %@ | %@ | %@ | %@ |\n", r.size.label, grouped(r.size.floats),
-                        grouped(r.size.bytes), r.ranks, r.repeats, milliseconds(r.medianSeconds), milliseconds(r.bestSeconds),
+            s += String(format: "| %@ | %@ | %@ | %d | %d | %@ | %@ | %@ | %@ |\n", r.size.label, r.size.floats.grouped,
+                        r.size.bytes.grouped, r.ranks, r.repeats, milliseconds(r.medianSeconds), milliseconds(r.bestSeconds),
                         alg, bus)
         }
         return s
-    }
-
-    /// 1234567 -> "1,234,567".
-    public static func grouped(_ n: Int) -> String {
-        let digits = String(n.magnitude)
-        var out = ""
-        for (i, c) in digits.enumerated() {
-            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-            out.append(c)
-        }
-        return (n < 0 ? "-" : "") + out
     }
 
     /// Milliseconds with about 3 significant digits (at least whole milliseconds).
