@@ -6,6 +6,9 @@ RELEASE := .build/release
 # mpirun as root (containers, CI) needs both variables.
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
+# SwiftPM reads the system libraries' .pc files itself; on some machines of this kind its default search path misses
+# Debian's multiarch folder (hdf5.h then "not found"), so pkg-config's own path is passed on when none is set.
+export PKG_CONFIG_PATH ?= $(shell pkg-config --variable pc_path pkg-config 2>/dev/null)
 
 .PHONY: all deps build test run bench clean
 

@@ -23,6 +23,12 @@ struct BenchModel: ParsableCommand {
     @Option(help: "Timed repetitions (the best is reported, after warm-up: one inference forward, two training steps).")
     var repeats: Int = 2
 
+    @Option(help: "Adaptation method (any trainable one: \(MethodRegistry.names.joined(separator: ", "))).")
+    var method: String = "adaptir"
+
+    @Option(name: .customLong("method-option"), help: "A hyper-parameter of the method, NAME=VALUE (repeatable).")
+    var methodOption: [String] = []
+
     @Flag(help: "Also time every sgemm call by shape and print the slowest shapes.")
     var profile = false
 
@@ -40,9 +46,12 @@ struct BenchModel: ParsableCommand {
         if threads > 0 { BLAS.threads = threads }
         let p = Preset.named(preset)!
         let t0 = monotonicSeconds()
-        let model = AdaptedIPT(preset: p, method: .adaptir, seed: 1)
+        var choice = MethodChoice(method)
+        for text in methodOption { let (k, v) = try MethodChoice.parseOption(text); choice.options[k] = v }
+        let model: AdaptedIPT
+        do { model = try AdaptedIPT(preset: p, choice: choice, seed: 1) } catch { throw ValidationError("--method: \(error)") }
         let buildSeconds = monotonicSeconds() - t0
-        print("preset \(p), task \(task) (x\(p.scales[task])), batch \(batch) patches of 48x48")
+        print("preset \(p), method \(MethodChoice(choice.name, options: model.method.values)), task \(task) (x\(p.scales[task])), batch \(batch) patches of 48x48")
         print("OpenBLAS core: \(BLAS.coreName), threads: \(BLAS.threads); model built in \(String(format: "%.1f", buildSeconds)) s")
         // The adapter's up-projection starts at 0, which would leave every adapter gradient but its own at 0:
         // perturb the trainable weights so the backward does its full work.
@@ -54,7 +63,7 @@ struct BenchModel: ParsableCommand {
         let x = sr.tensor([batch, 3, 48, 48])
         let s = p.scales[task]
         let target = sr.tensor([batch, 3, 48 * s, 48 * s])
-        let cost = ModelCost(preset: p, task: task)
+        let cost = ModelCost(preset: p, task: task, method: model.method)
 
         // Raw sgemm at the body's main shape, measured in this process beside the model: best of a run before
         // and a run after the model (a shared host's noise lowers single runs).

@@ -2,15 +2,30 @@ import AdaptIRCore
 import ArgumentParser
 import Foundation
 
-/// Loads a backbone and (optionally) an adapter into a model of the files' preset.
+/// Loads a backbone and (optionally) an adapter into a model of the files' preset. The adapter file names its
+/// method and every hyper-parameter, so the method is rebuilt from it alone.
 func loadModel(backbone: String, adapter: String?) throws -> AdaptedIPT {
-    let f = try HDF5File.open(backbone)
-    let meta = try Checkpoint.metadata(of: f)
-    f.close()
+    func metadata(_ path: String) throws -> CheckpointMetadata {
+        let f = try HDF5File.open(path)
+        defer { f.close() }
+        return try Checkpoint.metadata(of: f)
+    }
+    let meta = try metadata(backbone)
     guard let preset = Preset.named(meta.preset) else {
         throw ValidationError("\(backbone): unknown preset '\(meta.preset)'")
     }
-    let model = AdaptedIPT(preset: preset, method: adapter == nil ? .frozen : .adaptir)
+    var choice = MethodChoice.frozen
+    if let adapter {
+        let a = try metadata(adapter)
+        guard a.preset == meta.preset else {
+            throw ValidationError("\(adapter): adapter of preset '\(a.preset)', the backbone \(backbone) is '\(meta.preset)'")
+        }
+        choice = MethodChoice(a.method, options: a.methodOptions)
+    }
+    let model: AdaptedIPT
+    do { model = try AdaptedIPT(preset: preset, choice: choice) } catch {
+        throw ValidationError("\(adapter ?? backbone): \(error)")
+    }
     try Checkpoint.load(backbone, into: model, part: .backbone)
     if let adapter { try Checkpoint.load(adapter, into: model, part: .adapter) }
     model.training = false

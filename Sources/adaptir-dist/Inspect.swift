@@ -13,11 +13,17 @@ struct Inspect: ParsableCommand {
     @Option(help: "Model preset: \(Preset.all.map(\.name).joined(separator: ", ")).")
     var preset: String = "ipt"
 
-    @Option(help: "Adaptation method: \(AdaptationMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Adaptation method: \(MethodRegistry.names.joined(separator: ", ")).")
     var method: String = "adaptir"
+
+    @Option(name: .customLong("method-option"), help: "A hyper-parameter of the method, NAME=VALUE (repeatable).")
+    var methodOption: [String] = []
 
     @Flag(help: "Only the totals, not one line per tensor.")
     var summary = false
+
+    @Flag(help: "List every adaptation method with its hyper-parameters (defaults at --preset) and parameter count.")
+    var methods = false
 
     @Flag(help: "For a patch file (from `pack`): recompute the SHA-256 of the pixel data and compare it with content_sha256.")
     var verify = false
@@ -30,28 +36,57 @@ struct Inspect: ParsableCommand {
         if let file {
             let info = try CheckpointInfo.read(file)
             let m = info.metadata
-            print("\(file): format \(m.formatVersion), preset \(m.preset), method \(m.method), part \(m.part), task \(m.task), step \(m.step)")
-            printTable(info.entries.map { ($0.key, $0.shape, $0.role) })
+            let options = m.methodOptions.isEmpty ? "" : " " + MethodChoice(m.method, options: m.methodOptions).optionsJSON
+            print("\(file): format \(m.formatVersion), preset \(m.preset), method \(m.method)\(options), part \(m.part), task \(m.task), step \(m.step)")
+            printTable(info.entries.map { ($0.key, $0.shape, $0.role, $0.owner == .method) })
             return
         }
         guard let p = Preset.named(preset) else {
             throw ValidationError("--preset: unknown preset '\(preset)' (known: \(Preset.all.map(\.name).joined(separator: ", ")))")
         }
-        guard let m = AdaptationMethod(rawValue: method) else {
-            throw ValidationError("--method: unknown method '\(method)' (known: \(AdaptationMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
+        if methods {
+            listMethods(p)
+            return
         }
-        print("fresh model: preset \(p), method \(m.rawValue)")
+        var choice = MethodChoice(method)
+        for text in methodOption {
+            do { let (k, v) = try MethodChoice.parseOption(text); choice.options[k] = v } catch { throw ValidationError("--method-option: \(error)") }
+        }
+        let m: any AdaptationMethod
+        do { m = try MethodRegistry.make(choice, preset: p) } catch { throw ValidationError("--method: \(error)") }
+        print("fresh model: preset \(p), method \(MethodChoice(choice.name, options: m.values))")
         let specs = AdaptedIPT.parameterSpecs(preset: p, method: m)
-        printTable(specs.map { ($0.key, $0.shape, AdaptedIPT.isTrainable($0, method: m) ? "trainable" : $0.role.rawValue) })
+        printTable(specs.map { ($0.key, $0.shape, Self.role($0, m), $0.owner == .method) })
+        let cost = ModelCost(preset: p, task: 2, method: m)
+        print(String(format: "forward FLOPs per 48x48 patch (x4 task): %.2f G, of which the method %.3f G", cost.forward / 1e9, m.extraForwardFLOPs() / 1e9))
     }
 
-    private func printTable(_ rows: [(String, [Int], String)]) {
+    static func role(_ spec: ParameterSpec, _ m: any AdaptationMethod) -> String {
+        spec.role != .buffer && spec.role != .fixed && m.trains(spec) ? "trainable" : spec.role.rawValue
+    }
+
+    private func listMethods(_ p: Preset) {
+        print("adaptation methods at preset \(p.name) (train --method NAME --method-option KEY=VALUE):")
+        for t in MethodRegistry.all {
+            guard let m = try? MethodRegistry.make(MethodChoice(t.name), preset: p) else { continue }
+            let specs = AdaptedIPT.parameterSpecs(preset: p, method: m)
+            let trainable = specs.filter { $0.role != .buffer && $0.role != .fixed && m.trains($0) }.reduce(0) { $0 + $1.count }
+            print("  \(t.name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(trainable.grouped.leftPadded(12)) trainable  \(t.summary)")
+            for h in t.hyperParameters {
+                print("      \(h.name)=\(formatNumber(m.values[h.name] ?? 0))  \(h.help); range \(formatNumber(h.range.lowerBound))...\(formatNumber(h.range.upperBound))")
+            }
+        }
+    }
+
+    private func formatNumber(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
+
+    private func printTable(_ rows: [(String, [Int], String, Bool)]) {
         let width = rows.map(\.0.count).max() ?? 10
         var backbone = 0, adapter = 0, trainable = 0, buffers = 0
-        for (key, shape, role) in rows {
+        for (key, shape, role, isMethod) in rows {
             let n = shape.product
             if role == ParameterRole.buffer.rawValue { buffers += n }
-            else if key.contains(".adaptir.") { adapter += n }
+            else if isMethod { adapter += n }
             else { backbone += n }
             if role == "trainable" { trainable += n }
             if !summary {
@@ -60,11 +95,15 @@ struct Inspect: ParsableCommand {
                       + String(n).leftPadded(12) + "  " + role)
             }
         }
-        func pct(_ a: Int, _ b: Int) -> String { String(format: "%.3f%%", 100 * Double(a) / Double(max(b, 1))) }
+        func pct(_ a: Int, _ b: Int) -> String { b > 0 ? String(format: "%.3f%%", 100 * Double(a) / Double(b)) : "n/a" }
         print("tensors: \(rows.count)")
         print("backbone parameters: \(backbone.grouped)")
         print("adapter parameters: \(adapter.grouped)")
-        print("trainable parameters: \(trainable.grouped) (\(pct(trainable, backbone)) of the backbone, \(pct(trainable, backbone + adapter)) of all)")
+        if backbone > 0 {
+            print("trainable parameters: \(trainable.grouped) (\(pct(trainable, backbone)) of the backbone, \(pct(trainable, backbone + adapter)) of all)")
+        } else {
+            print("trainable parameters: \(trainable.grouped) (an adapter file: the backbone is in another file)")
+        }
         print("buffer values (running statistics, ids): \(buffers.grouped)")
     }
 }

@@ -20,7 +20,10 @@ struct Train: ParsableCommand {
 
     @Option(help: "YAML config file.") var config: String?
     @Option(help: "Model preset (ipt, small, tiny).") var preset: String?
-    @Option(help: "adaptir or full.") var method: String?
+    @Option(help: "Adaptation method: \(MethodRegistry.names.filter { $0 != FrozenBackbone.name }.joined(separator: ", ")) (adaptir-dist inspect --methods lists them with their hyper-parameters).")
+    var method: String?
+    @Option(name: .customLong("method-option"), help: "A hyper-parameter of the method, NAME=VALUE (repeatable), e.g. rank=8; YAML: method_options: {rank: 8}.")
+    var methodOption: [String] = []
     @Option(help: "Task, e.g. lr4_noise30, sr_4, denoise_30.") var task: String?
     @Option(name: .customLong("train-data"), help: "Packed training file (adaptir-dist pack).") var trainData: String?
     @Option(name: .customLong("test-data"), help: "Folder of clean test images ('' for no evaluation).") var testData: String?
@@ -53,7 +56,10 @@ struct Train: ParsableCommand {
             }
         }
         if let preset { c.preset = preset }
-        if let method { c.method = method }
+        if let method, method != c.method { c.method = method; c.methodOptions = [:] }
+        for text in methodOption {
+            do { let (k, v) = try MethodChoice.parseOption(text); c.methodOptions[k] = v } catch { throw ValidationError("--method-option: \(error)") }
+        }
         if let task { c.task = task }
         if let trainData { c.trainData = trainData }
         if let testData { c.testData = testData }
@@ -74,8 +80,8 @@ struct Train: ParsableCommand {
     func run() throws {
         let config = try resolvedConfig()
         let comm = Communicator.world
-        if isEmbeddedDefault && config.method == "adaptir" && comm.isRoot {
-            print("embedded default: AdaptIR on the bundled photos and backbone, \(config.steps) steps at lr \(config.lr) "
+        if isEmbeddedDefault && comm.isRoot {
+            print("embedded default: \(config.methodChoice) on the bundled photos and backbone, \(config.steps) steps at lr \(config.lr) "
                   + "(a demonstration; the paper's recipe, lr 1e-4, applies with --config or --train-data)")
         }
         do {
@@ -105,14 +111,13 @@ struct TrainingJob {
         Runtime.flushDenormalsOnThisThread()
         StopRequest.shared.installSignalHandlers()
         let preset = Preset.named(config.preset)!
-        let method = AdaptationMethod(rawValue: config.method)!
         let task = RestorationTask(rawValue: config.task)!
         // Before anything derived from the config (the packed data's name, the backbone file), so a rank with another
         // seed or preset is reported as a config mismatch instead of failing on a file of its own.
         try checkConfigAgrees()
 
         let dataPath = try prepareTrainingData(task: task)
-        let model = AdaptedIPT(preset: preset, method: method, seed: config.seed)
+        let model = try AdaptedIPT(preset: preset, choice: config.methodChoice, seed: config.seed)
         if let path = config.resolvedBackbone {
             try Checkpoint.load(path, into: model, part: .backbone)
             log("backbone \(path)")
@@ -139,7 +144,7 @@ struct TrainingJob {
             log("--resume: no checkpoint at \(options.checkpointPath); starting from step 0")
         }
         try trainer.broadcastState()
-        log("preset \(preset.name), method \(method.rawValue), task \(task.rawValue), \(comm.size) rank(s), global batch \(config.globalBatch) (\(trainer.localBatch) per rank), steps \(trainer.step)..<\(config.steps)")
+        log("preset \(preset.name), method \(MethodChoice(config.method, options: model.method.values)), task \(task.rawValue), \(comm.size) rank(s), global batch \(config.globalBatch) (\(trainer.localBatch) per rank), steps \(trainer.step)..<\(config.steps)")
         log("trainable \(model.store.trainableCount) of \(model.store.parameterCount) parameters; allreduce per step: \(model.store.trainableCount) floats = \(model.store.trainableCount * 4) bytes in one flat buffer; sync BN \(trainer.syncBatchNorm != nil ? "on" : "off")")
         let unused = reader.sampler.samplesPerRank % reader.batchSize * comm.size
         log("data \(dataPath): \(reader.count) samples, \(reader.batchesPerEpoch) steps per epoch; per epoch \(reader.sampler.padding) padded "

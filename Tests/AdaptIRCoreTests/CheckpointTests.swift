@@ -30,7 +30,7 @@ final class CheckpointTests: XCTestCase {
         let b = AdaptedIPT(preset: .tiny, method: .adaptir, seed: 99)
         b.training = false
         let meta = try Checkpoint.load(path("all.h5"), into: b, part: .all)
-        XCTAssertEqual(meta, CheckpointMetadata(formatVersion: 1, preset: "tiny", method: "adaptir", part: "all", task: 2, step: 17))
+        XCTAssertEqual(meta, CheckpointMetadata(formatVersion: 1, preset: "tiny", method: "adaptir", methodOptions: ["hidden": 2], part: "all", task: 2, step: 17))
         var rng = TestRNG(seed: 3)
         let x = rng.tensor([2, 3, 48, 48], 0, 1)
         let ya = Autograd.withoutGrad { a(x, task: 2) }.toArray()

@@ -18,6 +18,17 @@ enum Golden {
         }
     }
 
+    /// Loads only the backbone tensors of a golden model file (its AdaptIR tensors are skipped), into a model of any
+    /// method.
+    static func loadBackbone(_ f: HDF5File, into store: ParameterStore) throws {
+        for name in try f.datasetNames(under: "weights") {
+            let key = String(name.dropFirst(name.hasPrefix("/weights/") ? 9 : 8))
+            guard !key.contains(".adaptir.") else { continue }
+            guard let t = store.tensor(key) else { throw HDF5Error(file: f.path, object: name, message: "no model tensor \(key)") }
+            t.copy(from: try f.readTensor(name, expectedShape: t.shape))
+        }
+    }
+
     /// Reads every dataset under `group` (name -> tensor) and the largest magnitude among them.
     static func readGroup(_ f: HDF5File, _ group: String) throws -> (tensors: [String: Tensor], maxAbs: Float) {
         var out: [String: Tensor] = [:]

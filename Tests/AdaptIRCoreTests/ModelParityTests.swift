@@ -8,10 +8,10 @@ final class ModelParityTests: XCTestCase {
     func testAdaptIRModuleAtFullSize() throws {
         let f = try Golden.open("adaptir_module_ipt.h5")
         defer { f.close() }
-        let specs = AdaptIRModule.parameterSpecs(prefix: "m", preset: .ipt)
+        let specs = AdaptIRModule.parameterSpecs(prefix: "m", embed: Preset.ipt.embed, hidden: 24)
         let store = ParameterStore(specs: specs) { $0.role == .adapter }
         try Golden.loadWeights(f, into: store, prefix: "m.")
-        let module = AdaptIRModule(store, prefix: "m", preset: .ipt)
+        let module = AdaptIRModule(store, prefix: "m", grid: Preset.ipt.grid)
         let input = try f.readTensor("input").requiringGrad()
         let out = module(input, training: true)
         Golden.assertClose(out, try f.readTensor("output"), rtol: 1e-4, "output")

@@ -76,53 +76,8 @@ final class ModelTests: XCTestCase {
             for i in 0..<y.count { s += Double(y[flat: i]) * Double(r[i]) }
             return s
         }
-        // Each element: |analytic - numeric| <= atol + 3% of the larger. The Float round-off of a whole-model
-        // difference quotient is about 1e-3 at eps 1e-2 (measured), so atol is set just above it; tensors whose
-        // gradients stand well above that noise must also agree as vectors within 5% (a wrong sign, axis or
-        // missing term fails both checks).
-        //
-        // The model is only piecewise smooth (ReLU in the heads and FFNs, |.| in FAM): when kinks lie inside
-        // [x - eps, x + eps] the difference quotient averages slopes and misses the derivative at x. An element that
-        // fails is therefore tried once more at eps / 4 (with 4x the round-off allowance); it passes if it agrees
-        // there. A wrong gradient disagrees at both steps. At most 10 % of the elements may need the second try.
-        // (Seen on input pixel 2991 with OPENBLAS_CORETYPE=Haswell on Zen 5: quotients 0.62, 0.59, 0.57, 0.54, 0.51
-        // at eps 3e-2 ... 3e-4 against an analytic 0.512.)
         func check(_ t: Tensor, _ indices: [Int], _ what: String, eps: Float, atol: Float) {
-            let g = t.grad!
-            var worst = ""
-            var failures = 0, retried = 0
-            var diff2 = 0.0, ref2 = 0.0
-            var peak: Float = 0
-            func quotient(_ i: Int, _ step: Float) -> Float {
-                let old = t[flat: i]
-                t[flat: i] = old + step; let lp = loss()
-                t[flat: i] = old - step; let lm = loss()
-                t[flat: i] = old
-                return Float((lp - lm) / Double(2 * step))
-            }
-            func agrees(_ numeric: Float, _ analytic: Float, _ atol: Float) -> Bool {
-                abs(numeric - analytic) <= atol + 3e-2 * max(abs(numeric), abs(analytic))
-            }
-            for i in indices {
-                var numeric = quotient(i, eps)
-                let analytic = g[flat: i]
-                if !agrees(numeric, analytic, atol) {
-                    retried += 1
-                    let fine = quotient(i, eps / 4)
-                    if agrees(fine, analytic, 4 * atol) { numeric = fine } else {
-                        failures += 1
-                        worst = "element \(i): analytic \(analytic) numeric \(numeric) (\(fine) at eps/4)"
-                    }
-                }
-                diff2 += Double((numeric - analytic) * (numeric - analytic))
-                ref2 += Double(analytic * analytic)
-                peak = max(peak, abs(analytic))
-            }
-            XCTAssertEqual(failures, 0, "\(what): \(failures) of \(indices.count) elements off, e.g. \(worst)")
-            XCTAssertLessThanOrEqual(retried, max(1, indices.count / 10), "\(what): \(retried) of \(indices.count) elements needed a smaller step")
-            if peak > 10 * atol {
-                XCTAssertLessThan((diff2 / ref2).squareRoot(), 0.05, "\(what): analytic and numeric gradients differ as vectors")
-            }
+            checkDifferenceQuotients(t, indices, what, eps: eps, atol: atol, loss: loss)
         }
         var checked = 0
         for spec in model.store.specs where model.store.isTrainable(spec.key) {

@@ -15,7 +15,7 @@ final class ParameterCountTests: XCTestCase {
     }
 
     func testPerModuleCountsOfSpec2_5() {
-        let specs = AdaptIRModule.parameterSpecs(prefix: "m", preset: .ipt)
+        let specs = AdaptIRModule.parameterSpecs(prefix: "m", embed: Preset.ipt.embed, hidden: 24)
         func n(_ part: String) -> Int {
             specs.filter { $0.role == .adapter && $0.key.hasPrefix("m.\(part)") }.reduce(0) { $0 + $1.count }
         }

@@ -29,7 +29,7 @@ enum SyntheticSamples {
     }
 }
 
-func perturbedTinyModel(method: AdaptationMethod = .adaptir) -> AdaptedIPT {
+func perturbedTinyModel(method: MethodChoice = .adaptir) -> AdaptedIPT {
     let m = AdaptedIPT(preset: .tiny, method: method, seed: 3)
     var rng = SplitMix64(seed: 77)
     let w = m.store.trainable.base
@@ -100,7 +100,7 @@ final class TrainerTests: XCTestCase {
     /// Fitting one fixed batch: full fine-tuning moves the loss a lot; the tiny adapter (hidden width 2 on a random
     /// backbone) moves it a little, but every step must lower it.
     func testLossDecreasesOnAFixedBatch() throws {
-        for (method, steps) in [(AdaptationMethod.full, 20), (.adaptir, 10)] {
+        for (method, steps) in [(MethodChoice.full, 20), (.adaptir, 10)] {
             let t = try Trainer(model: perturbedTinyModel(method: method), comm: .solo, task: 4, globalBatch: 2,
                                 totalSteps: 1000, lr: 1e-3)
             var losses: [Double] = []

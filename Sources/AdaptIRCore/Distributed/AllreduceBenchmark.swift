@@ -15,16 +15,17 @@ public enum AllreduceBenchmark {
     }
 
     /// Floats of the trainer's gradient allreduce for a preset and method: the trainable parameters
-    /// (`AdaptedIPT.isTrainable`), counted from the layout without allocating the model.
-    public static func trainableFloats(preset: Preset, method: AdaptationMethod) -> Int {
-        AdaptedIPT.parameterSpecs(preset: preset, method: method)
-            .filter { AdaptedIPT.isTrainable($0, method: method) }
+    /// (what the method `trains`), counted from the layout without allocating the model.
+    public static func trainableFloats(preset: Preset, method choice: MethodChoice) throws -> Int {
+        let method = try MethodRegistry.make(choice, preset: preset)
+        return AdaptedIPT.parameterSpecs(preset: preset, method: method)
+            .filter { $0.role != .buffer && $0.role != .fixed && method.trains($0) }
             .reduce(0) { $0 + $1.count }
     }
 
     /// The named sizes: `<preset>-<method>` for presets small and ipt and methods adaptir and full.
     public static let namedSizes: [Size] = [Preset.small, Preset.ipt].flatMap { p in
-        [AdaptationMethod.adaptir, .full].map { m in Size(label: "\(p.name) \(m.rawValue)", floats: trainableFloats(preset: p, method: m)) }
+        [MethodChoice.adaptir, .full].map { m in Size(label: "\(p.name) \(m.name)", floats: (try? trainableFloats(preset: p, method: m)) ?? 0) }
     }
 
     /// The default list, smallest first: small adaptir (7,596), ipt adaptir (697,656 = 2.79 MB), small full

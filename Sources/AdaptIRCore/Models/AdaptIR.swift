@@ -19,9 +19,9 @@ public final class AdaptIRModule {
     let afe: AdaptiveFeatureEnsemble
     let up: Tensor
 
-    public init(_ store: ParameterStore, prefix: String, preset: Preset) {
+    public init(_ store: ParameterStore, prefix: String, grid: Int) {
         self.prefix = prefix
-        grid = preset.grid
+        self.grid = grid
         down = store["\(prefix).head.weight"]
         downBias = store["\(prefix).head.bias"]
         bnWeight = store["\(prefix).BN.weight"]; bnBias = store["\(prefix).BN.bias"]
@@ -52,10 +52,15 @@ public final class AdaptIRModule {
         return linear(zt, reshape(up, [d, h]))
     }
 
-    /// The tensors of one module in state_dict order, initialised as spec 2.4.
-    public static func parameterSpecs(prefix p: String, preset: Preset) -> [ParameterSpec] {
-        let d = preset.embed, h = preset.adapterHidden, r = preset.adapterRank, c = preset.adapterGateHidden
-        let k = preset.adapterRank  // CGM FFN width: h / 2, same rule as the LIM rank
+    /// LIM rank and CGM width for bottleneck width h: max(1, h / 2) (12 at h = 24).
+    public static func rank(hidden h: Int) -> Int { max(1, h / 2) }
+    /// Channel-interaction width of the Adaptive Feature Ensemble: max(1, h / 8) (3 at h = 24).
+    public static func gateHidden(hidden h: Int) -> Int { max(1, h / 8) }
+
+    /// The tensors of one module (token width d, bottleneck h) in state_dict order, initialised as spec 2.4.
+    public static func parameterSpecs(prefix p: String, embed d: Int, hidden h: Int) -> [ParameterSpec] {
+        let r = rank(hidden: h), c = gateHidden(hidden: h)
+        let k = r  // CGM FFN width: h / 2, same rule as the LIM rank
         func u(_ fanIn: Int) -> Initializer { .uniform(1 / Float(fanIn).squareRoot()) }
         return [
             ParameterSpec("\(p).conv_weight_A", [h, r], .adapter, u(r)),
@@ -152,33 +157,5 @@ struct AdaptiveFeatureEnsemble {
         let channelGate = sigmoid(linear(t, reshape(c3W, [c, hidden]), c3B))     // [N, h]
         let spatialGate = sigmoid(conv2d(l, sW, sB))                             // [N, 1, 16, 16]
         return reshape(channelGate, [n, c, 1, 1]) * l + spatialGate * g
-    }
-}
-
-/// AdaptIR as an adapter method: one module parallel to the MLP of every encoder and decoder layer.
-public final class AdaptIRMethod: LayerHooks {
-    public private(set) var modules: [LayerSite: AdaptIRModule] = [:]
-    /// Training mode: batch-norm batch statistics and running-stat updates (eval: running statistics).
-    public var training = true
-    /// Sums batch-norm statistics across ranks (synchronised BN); nil keeps them per rank.
-    public var reducer: BatchNormReducer?
-
-    public init(store: ParameterStore, preset: Preset) {
-        for site in AdaptIRMethod.sites(preset) {
-            modules[site] = AdaptIRModule(store, prefix: "\(site.prefix).adaptir", preset: preset)
-        }
-    }
-
-    public static func sites(_ p: Preset) -> [LayerSite] {
-        (0..<p.encoderLayers).map { .encoder($0) } + (0..<p.decoderLayers).map { .decoder($0) }
-    }
-
-    /// Adapter tensors of every layer, to splice into `IPT.parameterSpecs`.
-    public static func parameterSpecs(site: LayerSite, preset: Preset) -> [ParameterSpec] {
-        AdaptIRModule.parameterSpecs(prefix: "\(site.prefix).adaptir", preset: preset)
-    }
-
-    public func parallelToMLP(residual: Tensor, normed: Tensor, at site: LayerSite) -> Tensor? {
-        modules[site].map { $0(normed, training: training, reducer: reducer) }
     }
 }

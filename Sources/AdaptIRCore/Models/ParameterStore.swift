@@ -19,16 +19,28 @@ public enum Initializer: Sendable {
     case uniform(Float)
     /// N(0, std^2): torch's default for nn.Embedding is std = 1.
     case normal(Float)
+    /// N(mean, std^2): SSF's scale factors start at N(1, 0.02^2).
+    case gaussian(mean: Float, std: Float)
     /// Explicit values.
     case values([Float])
 }
 
-/// One state_dict entry: its PyTorch key and shape, its role and its initial value.
+/// Who a state_dict entry belongs to: the checkpoint part it is saved in.
+public enum ParameterOwner: String, Sendable {
+    /// The IPT backbone (the backbone file).
+    case backbone
+    /// The adaptation method (the adapter file): every tensor a method adds, including its running statistics.
+    case method
+}
+
+/// One state_dict entry: its PyTorch key and shape, its role, its owner and its initial value.
 public struct ParameterSpec: Sendable {
     public let key: String
     public let shape: [Int]
     public let role: ParameterRole
     public let initializer: Initializer
+    /// Set by `AdaptedIPT.parameterSpecs` for the tensors a method declares.
+    public internal(set) var owner: ParameterOwner = .backbone
     public var count: Int { shape.product }
 
     public init(_ key: String, _ shape: [Int], _ role: ParameterRole, _ initializer: Initializer) {
@@ -98,6 +110,7 @@ public final class ParameterStore: @unchecked Sendable {
         case .constant(let v): t.fill(v)
         case .uniform(let b): for i in 0..<t.count { p[i] = rng.uniform(b) }
         case .normal(let s): for i in 0..<t.count { p[i] = s * rng.normal() }
+        case .gaussian(let m, let s): for i in 0..<t.count { p[i] = m + s * rng.normal() }
         case .values(let v):
             precondition(v.count == t.count, "initial values for \(t.name ?? "?"): \(v.count) for \(t.count) elements")
             for i in 0..<t.count { p[i] = v[i] }

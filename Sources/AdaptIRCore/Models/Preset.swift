@@ -10,8 +10,6 @@ public struct Preset: Sendable, Equatable, CustomStringConvertible {
     public let decoderLayers: Int
     /// FFN width of each transformer layer.
     public let mlpHidden: Int
-    /// AdaptIR bottleneck width h (embed / 24 at the paper's size).
-    public let adapterHidden: Int
 
     /// Input patch size (the transformer only works at this size: 256 learned positions and queries).
     public let patchSize = 48
@@ -25,17 +23,13 @@ public struct Preset: Sendable, Equatable, CustomStringConvertible {
     public var tokens: Int { (patchSize / patchDim) * (patchSize / patchDim) }
     /// Side of the token grid (16).
     public var grid: Int { patchSize / patchDim }
-    /// LIM rank and CGM width: max(1, h / 2).
-    public var adapterRank: Int { max(1, adapterHidden / 2) }
-    /// Channel-interaction width of the Adaptive Feature Ensemble: max(1, h / 8).
-    public var adapterGateHidden: Int { max(1, adapterHidden / 8) }
 
-    public static let ipt = Preset(name: "ipt", nFeats: 64, heads: 12, encoderLayers: 12, decoderLayers: 12, mlpHidden: 2304, adapterHidden: 24)
-    public static let small = Preset(name: "small", nFeats: 16, heads: 4, encoderLayers: 2, decoderLayers: 2, mlpHidden: 576, adapterHidden: 6)
-    public static let tiny = Preset(name: "tiny", nFeats: 4, heads: 2, encoderLayers: 1, decoderLayers: 1, mlpHidden: 72, adapterHidden: 2)
+    public static let ipt = Preset(name: "ipt", nFeats: 64, heads: 12, encoderLayers: 12, decoderLayers: 12, mlpHidden: 2304)
+    public static let small = Preset(name: "small", nFeats: 16, heads: 4, encoderLayers: 2, decoderLayers: 2, mlpHidden: 576)
+    public static let tiny = Preset(name: "tiny", nFeats: 4, heads: 2, encoderLayers: 1, decoderLayers: 1, mlpHidden: 72)
     public static let all = [ipt, small, tiny]
 
-    public init(name: String, nFeats: Int, heads: Int, encoderLayers: Int, decoderLayers: Int, mlpHidden: Int, adapterHidden: Int) {
+    public init(name: String, nFeats: Int, heads: Int, encoderLayers: Int, decoderLayers: Int, mlpHidden: Int) {
         self.name = name
         self.nFeats = nFeats
         self.embed = nFeats * 9
@@ -43,12 +37,11 @@ public struct Preset: Sendable, Equatable, CustomStringConvertible {
         self.encoderLayers = encoderLayers
         self.decoderLayers = decoderLayers
         self.mlpHidden = mlpHidden
-        self.adapterHidden = adapterHidden
     }
 
     public static func named(_ name: String) -> Preset? { all.first { $0.name == name } }
 
     public var description: String {
-        "\(name) (n_feats \(nFeats), embed \(embed), \(heads) heads, \(encoderLayers)+\(decoderLayers) layers, MLP \(mlpHidden), adapter hidden \(adapterHidden))"
+        "\(name) (n_feats \(nFeats), embed \(embed), \(heads) heads, \(encoderLayers)+\(decoderLayers) layers, MLP \(mlpHidden))"
     }
 }

@@ -119,6 +119,12 @@ struct DecoderLayer {
 
     func callAsFunction(_ input: Tensor, memory: Tensor, queryPos: Tensor, hooks: LayerHooks?) -> Tensor {
         var t = hooks?.layerInput(input, at: site) ?? input
+        // Tokens a method prepended (VPT's prompts) get a zero query position, as the released IPT code's
+        // `with_pos_embed` pads `query_pos` with zeros in front when the sequence is longer than 256 tokens.
+        var queryPos = queryPos
+        if t.shape[1] > queryPos.shape[0] {
+            queryPos = concatenate([Tensor(zeros: [t.shape[1] - queryPos.shape[0], queryPos.shape[1]]), queryPos], axis: 0)
+        }
         var s = norm1(t)
         if let hooks { s = hooks.afterNorm(s, index: 1, at: site) }
         let qk = s + queryPos

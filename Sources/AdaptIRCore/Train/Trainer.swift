@@ -56,7 +56,7 @@ public final class Trainer {
             throw TrainingError.configuration("global batch \(globalBatch) is not a positive multiple of the \(comm.size) ranks")
         }
         guard model.store.trainableCount > 0 else {
-            throw TrainingError.configuration("method '\(model.method.rawValue)' has no trainable parameters")
+            throw TrainingError.configuration("method '\(model.choice.name)' has no trainable parameters")
         }
         self.model = model
         self.comm = comm
@@ -65,7 +65,7 @@ public final class Trainer {
         optimizer = AdamW(count: model.store.trainableCount, lr: lr, weightDecay: weightDecay)
         schedule = MultiStepLR(base: lr, totalSteps: totalSteps, fractions: milestones, gamma: gamma)
         syncBatchNorm = sync && comm.size > 1 ? CommBatchNormReducer(comm: comm) : nil
-        model.adaptir?.reducer = self.syncBatchNorm
+        model.method.reducer = self.syncBatchNorm
     }
 
     /// Samples per rank per step.

@@ -6,12 +6,9 @@ import Foundation
 /// function of (seed, epoch, global index), so (step, seed) is the whole RNG state: resuming continues to the same
 /// weights, bit for bit, as a run that was never stopped. Written by rank 0 only, to a temporary name then renamed.
 public enum TrainingCheckpoint {
-    /// The checkpoint part that holds a method's trainable tensors and running statistics.
-    public static func part(for method: AdaptationMethod) -> CheckpointPart { method == .full ? .all : .adapter }
-
     public static func save(_ trainer: Trainer, to path: String, config: String = "", dataSeed: UInt64 = 0) throws {
         let opt = trainer.optimizer
-        try Checkpoint.save(trainer.model, part: part(for: trainer.model.method), to: path, task: trainer.task,
+        try Checkpoint.save(trainer.model, part: trainer.model.trainedPart, to: path, task: trainer.task,
                             step: trainer.step) { f in
             testOnlyWriteDelay()
             try f.write("optimizer/exp_avg", tensor: opt.expAvg)
@@ -38,7 +35,7 @@ public enum TrainingCheckpoint {
     @discardableResult
     public static func load(_ path: String, into trainer: Trainer) throws -> (config: String, dataSeed: UInt64) {
         let model = trainer.model
-        try Checkpoint.load(path, into: model, part: part(for: model.method))
+        try Checkpoint.load(path, into: model, part: model.trainedPart)
         let f = try HDF5File.open(path)
         defer { f.close() }
         let n = trainer.optimizer.count
