@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite (what `make test` and CI run): the XCTest unit tests of a release build, then the
 # multi-rank tests under mpirun on 2 and 4 ranks, then the process-level tests of the real binary (config and backbone
-# refusal, killed and stalled ranks, SIGTERM, kill during a checkpoint write: scripts/test-process.sh). Ends with one
+# refusal, killed and stalled ranks, SIGTERM, kill during a checkpoint write: scripts/test-process.sh), then hostile
+# input to the binary (decompression bombs, corrupt JPEGs, small images, full disk, absurd options:
+# scripts/test-hostile.sh). Ends with one
 # summary line "tests: N passed, M failed, S skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -35,11 +37,24 @@ proc_failed=$(sed -nE 's/.* ([0-9]+) failed$/\1/p' <<<"$proc_summary")
 proc_passed=${proc_passed:-0}; proc_failed=${proc_failed:-1}
 if [ "$proc_rc" -ne 0 ] && [ "$proc_failed" -eq 0 ]; then proc_failed=1; fi
 
+# Hostile input (scripts/test-hostile.sh), closing with "test-hostile: N passed, M failed, S skipped"; counted the same way.
+hostile_log=.build/hostile-tests.log
+scripts/test-hostile.sh 2>&1 | tee "$hostile_log"
+hostile_rc=${PIPESTATUS[0]}
+hostile_summary=$(grep -E '^test-hostile: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$hostile_log" | tail -1)
+hostile_passed=$(sed -nE 's/^test-hostile: ([0-9]+) passed.*/\1/p' <<<"$hostile_summary")
+hostile_failed=$(sed -nE 's/.* ([0-9]+) failed,.*/\1/p' <<<"$hostile_summary")
+hostile_skipped=$(sed -nE 's/.* ([0-9]+) skipped$/\1/p' <<<"$hostile_summary")
+hostile_passed=${hostile_passed:-0}; hostile_failed=${hostile_failed:-1}; hostile_skipped=${hostile_skipped:-0}
+if [ "$hostile_rc" -ne 0 ] && [ "$hostile_failed" -eq 0 ]; then hostile_failed=1; fi
+
 unit_passed=$((unit_total - unit_failed - unit_skipped))
-passed=$((unit_passed + multi_runs - multi_failed + proc_passed))
-failed=$((unit_failed + multi_failed + proc_failed))
+passed=$((unit_passed + multi_runs - multi_failed + proc_passed + hostile_passed))
+failed=$((unit_failed + multi_failed + proc_failed + hostile_failed))
+skipped=$((unit_skipped + hostile_skipped))
 echo "unit tests: $unit_passed passed, $unit_failed failed, $unit_skipped skipped"
 echo "multi-rank runs (mpirun -n ${MULTIRANK_RANKS:-2 4}): $((multi_runs - multi_failed)) passed, $multi_failed failed"
 echo "process tests: $proc_passed passed, $proc_failed failed"
-echo "tests: $passed passed, $failed failed, $unit_skipped skipped"
+echo "hostile-input tests: $hostile_passed passed, $hostile_failed failed, $hostile_skipped skipped"
+echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
