@@ -27,26 +27,24 @@ multi_failed=0
 scripts/test-multirank.sh .build/release/adaptir-distPackageTests.xctest || multi_failed=1
 multi_runs=$(wc -w <<<"${MULTIRANK_RANKS:-2 4}")
 
-# One line per scenario, closing with "test-process: N passed, M failed"; no closing line counts as one failure.
-proc_log=.build/process-tests.log
-scripts/test-process.sh 2>&1 | tee "$proc_log"
-proc_rc=${PIPESTATUS[0]}
-proc_summary=$(grep -E '^test-process: [0-9]+ passed, [0-9]+ failed$' "$proc_log" | tail -1)
-proc_passed=$(sed -nE 's/^test-process: ([0-9]+) passed.*/\1/p' <<<"$proc_summary")
-proc_failed=$(sed -nE 's/.* ([0-9]+) failed$/\1/p' <<<"$proc_summary")
-proc_passed=${proc_passed:-0}; proc_failed=${proc_failed:-1}
-if [ "$proc_rc" -ne 0 ] && [ "$proc_failed" -eq 0 ]; then proc_failed=1; fi
+# run_script NAME: runs scripts/NAME.sh (one line per scenario, closing with "NAME: N passed, M failed[, S skipped]")
+# and prints "PASSED FAILED SKIPPED"; no closing line, or a failing status with 0 failed, counts as one failure.
+run_script() {
+    local name=$1 log=.build/$1.log rc summary p f s
+    scripts/$name.sh 2>&1 | tee "$log" >&2
+    rc=${PIPESTATUS[0]}
+    summary=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?\$" "$log" | tail -1)
+    p=$(sed -nE "s/^$name: ([0-9]+) passed.*/\1/p" <<<"$summary")
+    f=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$summary")
+    s=$(sed -nE 's/.* ([0-9]+) skipped$/\1/p' <<<"$summary")
+    p=${p:-0}; f=${f:-1}; s=${s:-0}
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    echo "$p $f $s"
+}
 
-# Hostile input (scripts/test-hostile.sh), closing with "test-hostile: N passed, M failed, S skipped"; counted the same way.
-hostile_log=.build/hostile-tests.log
-scripts/test-hostile.sh 2>&1 | tee "$hostile_log"
-hostile_rc=${PIPESTATUS[0]}
-hostile_summary=$(grep -E '^test-hostile: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$hostile_log" | tail -1)
-hostile_passed=$(sed -nE 's/^test-hostile: ([0-9]+) passed.*/\1/p' <<<"$hostile_summary")
-hostile_failed=$(sed -nE 's/.* ([0-9]+) failed,.*/\1/p' <<<"$hostile_summary")
-hostile_skipped=$(sed -nE 's/.* ([0-9]+) skipped$/\1/p' <<<"$hostile_summary")
-hostile_passed=${hostile_passed:-0}; hostile_failed=${hostile_failed:-1}; hostile_skipped=${hostile_skipped:-0}
-if [ "$hostile_rc" -ne 0 ] && [ "$hostile_failed" -eq 0 ]; then hostile_failed=1; fi
+# The process-level tests of the real binary, then its hostile-input tests.
+read -r proc_passed proc_failed _ < <(run_script test-process)
+read -r hostile_passed hostile_failed hostile_skipped < <(run_script test-hostile)
 
 unit_passed=$((unit_total - unit_failed - unit_skipped))
 passed=$((unit_passed + multi_runs - multi_failed + proc_passed + hostile_passed))

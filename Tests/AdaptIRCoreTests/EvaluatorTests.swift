@@ -9,14 +9,20 @@ final class EvaluatorTests: XCTestCase {
         return img
     }
 
+    /// A fresh folder under the temporary directory (the caller removes it).
+    private func temporaryFolder() throws -> String {
+        let dir = NSTemporaryDirectory() + "eval-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
     func testTensorRoundTripIsExact() {
         let img = gradientImage(13, 7)
         XCTAssertEqual(RGBImage(tensor: img.tensor()), img)
     }
 
     func testTestPairsAreDeterministicAndDegradedAsTheTask() throws {
-        let dir = NSTemporaryDirectory() + "eval-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try writePNG(gradientImage(399, 282), to: dir + "/b.png")
         try writePNG(gradientImage(192, 192), to: dir + "/a.png")
@@ -32,8 +38,7 @@ final class EvaluatorTests: XCTestCase {
 
     /// The adapted model at initialisation scores exactly like the bare backbone (same restored pixels).
     func testEvaluateOnTheTinyModel() throws {
-        let dir = NSTemporaryDirectory() + "eval-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try writePNG(gradientImage(200, 208), to: dir + "/img.png")
         let e = Evaluator(task: .lr4Noise30)
@@ -60,8 +65,7 @@ final class EvaluatorTests: XCTestCase {
     /// Images whose LQ is smaller than the window (60x40, 10x10; 191x400 at x4 gives a 47-pixel side) are skipped
     /// with one warning each naming the file and its size; the others are kept. Only small ones: an error.
     func testTestPairsSkipImagesSmallerThanTheWindow() throws {
-        let dir = NSTemporaryDirectory() + "eval-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try writePNG(gradientImage(60, 40), to: dir + "/a_small.png")
         try writePNG(gradientImage(10, 10), to: dir + "/b_tiny.png")
