@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite (what `make test` and CI run): the XCTest unit tests of a release build, then the
 # multi-rank tests under mpirun on 2 and 4 ranks, then the process-level tests of the real binary (config and backbone
-# refusal, killed and stalled ranks, SIGTERM, kill during a checkpoint write: scripts/test-process.sh). Ends with one
+# refusal, killed and stalled ranks, SIGTERM, kill during a checkpoint write: scripts/test-process.sh), then hostile
+# input to the binary (decompression bombs, corrupt JPEGs, small images, full disk, absurd options:
+# scripts/test-hostile.sh). Ends with one
 # summary line "tests: N passed, M failed, S skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,21 +27,32 @@ multi_failed=0
 scripts/test-multirank.sh .build/release/adaptir-distPackageTests.xctest || multi_failed=1
 multi_runs=$(wc -w <<<"${MULTIRANK_RANKS:-2 4}")
 
-# One line per scenario, closing with "test-process: N passed, M failed"; no closing line counts as one failure.
-proc_log=.build/process-tests.log
-scripts/test-process.sh 2>&1 | tee "$proc_log"
-proc_rc=${PIPESTATUS[0]}
-proc_summary=$(grep -E '^test-process: [0-9]+ passed, [0-9]+ failed$' "$proc_log" | tail -1)
-proc_passed=$(sed -nE 's/^test-process: ([0-9]+) passed.*/\1/p' <<<"$proc_summary")
-proc_failed=$(sed -nE 's/.* ([0-9]+) failed$/\1/p' <<<"$proc_summary")
-proc_passed=${proc_passed:-0}; proc_failed=${proc_failed:-1}
-if [ "$proc_rc" -ne 0 ] && [ "$proc_failed" -eq 0 ]; then proc_failed=1; fi
+# run_script NAME: runs scripts/NAME.sh (one line per scenario, closing with "NAME: N passed, M failed[, S skipped]")
+# and prints "PASSED FAILED SKIPPED"; no closing line, or a failing status with 0 failed, counts as one failure.
+run_script() {
+    local name=$1 log=.build/$1.log rc summary p f s
+    scripts/$name.sh 2>&1 | tee "$log" >&2
+    rc=${PIPESTATUS[0]}
+    summary=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?\$" "$log" | tail -1)
+    p=$(sed -nE "s/^$name: ([0-9]+) passed.*/\1/p" <<<"$summary")
+    f=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$summary")
+    s=$(sed -nE 's/.* ([0-9]+) skipped$/\1/p' <<<"$summary")
+    p=${p:-0}; f=${f:-1}; s=${s:-0}
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    echo "$p $f $s"
+}
+
+# The process-level tests of the real binary, then its hostile-input tests.
+read -r proc_passed proc_failed _ < <(run_script test-process)
+read -r hostile_passed hostile_failed hostile_skipped < <(run_script test-hostile)
 
 unit_passed=$((unit_total - unit_failed - unit_skipped))
-passed=$((unit_passed + multi_runs - multi_failed + proc_passed))
-failed=$((unit_failed + multi_failed + proc_failed))
+passed=$((unit_passed + multi_runs - multi_failed + proc_passed + hostile_passed))
+failed=$((unit_failed + multi_failed + proc_failed + hostile_failed))
+skipped=$((unit_skipped + hostile_skipped))
 echo "unit tests: $unit_passed passed, $unit_failed failed, $unit_skipped skipped"
 echo "multi-rank runs (mpirun -n ${MULTIRANK_RANKS:-2 4}): $((multi_runs - multi_failed)) passed, $multi_failed failed"
 echo "process tests: $proc_passed passed, $proc_failed failed"
-echo "tests: $passed passed, $failed failed, $unit_skipped skipped"
+echo "hostile-input tests: $hostile_passed passed, $hostile_failed failed, $hostile_skipped skipped"
+echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -23,55 +23,77 @@ static void adaptir_jpeg_on_error(j_common_ptr cinfo) {
     longjmp(state->jump, 1);
 }
 
-/// Warnings are ignored except a premature end of data (a truncated file), which is an error: libjpeg would
-/// otherwise fill the missing rows with grey and succeed.
+/// Every warning about the data is an error: libjpeg would otherwise carry on and fill what it could not decode with
+/// grey (a file cut mid-scan, ending in an EOI marker, gives JWRN_HIT_MARKER; a cut without one, JWRN_JPEG_EOF; bad
+/// Huffman codes, extraneous bytes, ...). Only the two warnings about metadata that does not change the pixels (an
+/// unknown JFIF revision, an unknown Adobe transform code) are ignored, as are trace messages (level > 0).
 static void adaptir_jpeg_on_message(j_common_ptr cinfo, int level) {
-    if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) {
+    if (level < 0 && cinfo->err->msg_code != JWRN_JFIF_MAJOR && cinfo->err->msg_code != JWRN_ADOBE_XFORM) {
         adaptir_jpeg_error_state *state = (adaptir_jpeg_error_state *)cinfo->err;
         (*cinfo->err->format_message)(cinfo, state->message);
         longjmp(state->jump, 1);
     }
 }
 
-/// Decodes a JPEG held in memory to 8-bit RGB (HWC) in a malloc'ed buffer `*pixels` (free with `free`). libjpeg's
-/// defaults: islow DCT, fancy (triangle) chroma upsampling, as OpenCV and Pillow. Grayscale becomes R = G = B.
-/// CMYK/YCCK is refused. Returns 0, or -1 with a one-line `message`.
-static int adaptir_jpeg_decode_rgb(const unsigned char *data, unsigned long size, unsigned char **pixels,
-                                   unsigned *width, unsigned *height, char *message, size_t message_size) {
+/// Decodes a JPEG held in memory to 8-bit RGB (HWC) with libjpeg's defaults (islow DCT, fancy (triangle) chroma
+/// upsampling, as OpenCV and Pillow); grayscale becomes R = G = B, CMYK/YCCK is refused.
+///
+/// Two calls, so that the caller allocates the pixels once, after the size is known and checked: with `pixels` NULL
+/// only the header is read and `*width`, `*height` are set (nothing is decoded or allocated for the image); with
+/// `pixels` pointing to `*width * *height * 3` bytes the image is decoded into it, and a size other than the given
+/// one is an error. `max_pixels` > 0 refuses a header whose width * height exceeds it, before libjpeg allocates
+/// anything for the image. Returns 0, or -1 with a one-line `message`.
+static int adaptir_jpeg_decode_rgb(const unsigned char *data, unsigned long size, unsigned char *pixels,
+                                   unsigned *width, unsigned *height, unsigned long long max_pixels,
+                                   char *message, size_t message_size) {
     struct jpeg_decompress_struct cinfo;
     adaptir_jpeg_error_state state;
-    unsigned char *volatile buffer = NULL;
-    *pixels = NULL;
     state.message[0] = 0;
     cinfo.err = jpeg_std_error(&state.base);
     state.base.error_exit = adaptir_jpeg_on_error;
     state.base.emit_message = adaptir_jpeg_on_message;
     if (setjmp(state.jump)) {
         jpeg_destroy_decompress(&cinfo);
-        free(buffer);
-        snprintf(message, message_size, "corrupt JPEG: %s", state.message);
+        const char *lead = "Corrupt JPEG data: ";  // the prefix of libjpeg's warnings about the data
+        if (strncmp(state.message, lead, strlen(lead)) == 0)
+            snprintf(message, message_size, "corrupt JPEG data: %s", state.message + strlen(lead));
+        else
+            snprintf(message, message_size, "corrupt JPEG: %s", state.message);
         return -1;
     }
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, size);
     jpeg_read_header(&cinfo, TRUE);
+    unsigned long long n = (unsigned long long)cinfo.image_width * cinfo.image_height;
+    if (max_pixels > 0 && n > max_pixels) {
+        jpeg_destroy_decompress(&cinfo);
+        snprintf(message, message_size, "JPEG header claims %ux%u = %llu pixels, more than the limit of %llu "
+                 "(--max-pixels)", cinfo.image_width, cinfo.image_height, n, max_pixels);
+        return -1;
+    }
     if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
         snprintf(state.message, sizeof state.message, "CMYK/YCCK JPEG is not supported");
         longjmp(state.jump, 1);
     }
+    if (!pixels) {
+        *width = cinfo.image_width; *height = cinfo.image_height;
+        jpeg_destroy_decompress(&cinfo);
+        return 0;
+    }
     cinfo.out_color_space = JCS_RGB;
     jpeg_start_decompress(&cinfo);
+    if (cinfo.output_width != *width || cinfo.output_height != *height || cinfo.output_components != 3) {
+        snprintf(state.message, sizeof state.message, "decoded size %ux%u differs from the header's %ux%u",
+                 cinfo.output_width, cinfo.output_height, *width, *height);
+        longjmp(state.jump, 1);
+    }
     size_t stride = (size_t)cinfo.output_width * 3;
-    buffer = (unsigned char *)malloc(stride * cinfo.output_height + 1);
-    if (!buffer) { snprintf(state.message, sizeof state.message, "out of memory"); longjmp(state.jump, 1); }
     while (cinfo.output_scanline < cinfo.output_height) {
-        JSAMPROW row = buffer + (size_t)cinfo.output_scanline * stride;
+        JSAMPROW row = pixels + (size_t)cinfo.output_scanline * stride;
         jpeg_read_scanlines(&cinfo, &row, 1);
     }
     jpeg_finish_decompress(&cinfo);
-    *width = cinfo.output_width; *height = cinfo.output_height;
     jpeg_destroy_decompress(&cinfo);
-    *pixels = buffer;
     return 0;
 }
 

@@ -10,7 +10,7 @@
 // libpng call and the longjmp inside one C function: the error callback records the message and jumps back to the
 // setjmp in that same function, which frees everything and returns -1 with the message.
 
-typedef struct { jmp_buf jump; char message[200]; } adaptir_png_error_state;
+typedef struct { jmp_buf jump; char message[200]; char warning[200]; } adaptir_png_error_state;
 
 static void adaptir_png_on_error(png_structp png, png_const_charp msg) {
     adaptir_png_error_state *state = (adaptir_png_error_state *)png_get_error_ptr(png);
@@ -18,17 +18,26 @@ static void adaptir_png_on_error(png_structp png, png_const_charp msg) {
     longjmp(state->jump, 1);
 }
 
-static void adaptir_png_on_warning(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
+/// Warnings do not stop the read; the last one is kept, as libpng explains some errors only in a warning before
+/// (e.g. "Image width exceeds user limit in IHDR" before "Invalid IHDR data").
+static void adaptir_png_on_warning(png_structp png, png_const_charp msg) {
+    adaptir_png_error_state *state = (adaptir_png_error_state *)png_get_error_ptr(png);
+    snprintf(state->warning, sizeof state->warning, "%s", msg ? msg : "");
+}
 
-/// Reads the PNG at `path` as 8-bit RGB (HWC, rows top to bottom) into a malloc'ed buffer `*pixels` (free with
-/// `free`). Conversions, without any gamma or colour management: palette -> RGB; gray (1/2/4/8/16 bit) -> replicated
-/// to R = G = B; 16-bit -> high byte (libpng's png_set_strip_16, as OpenCV); alpha and tRNS -> dropped (no
-/// compositing, as Pillow's convert('RGB')). Returns 0, or -1 with a one-line `message`.
-static int adaptir_png_read_rgb(const char *path, unsigned char **pixels, unsigned *width, unsigned *height,
-                                char *message, size_t message_size) {
+/// Reads the PNG at `path` as 8-bit RGB (HWC, rows top to bottom). Conversions, without any gamma or colour
+/// management: palette -> RGB; gray (1/2/4/8/16 bit) -> replicated to R = G = B; 16-bit -> high byte (libpng's
+/// png_set_strip_16, as OpenCV); alpha and tRNS -> dropped (no compositing, as Pillow's convert('RGB')).
+///
+/// Two calls, so that the caller allocates the pixels once, after the size is known and checked: with `pixels` NULL
+/// only the header is read and `*width`, `*height` are set; with `pixels` pointing to `*width * *height * 3` bytes
+/// the image is decoded into it, and a size other than the given one is an error. `max_pixels` > 0 refuses a header
+/// whose width * height exceeds it (libpng's user limits refuse either side above it while reading IHDR).
+/// Returns 0, or -1 with a one-line `message`.
+static int adaptir_png_read_rgb(const char *path, unsigned char *pixels, unsigned *width, unsigned *height,
+                                unsigned long long max_pixels, char *message, size_t message_size) {
     adaptir_png_error_state state;
-    state.message[0] = 0;
-    *pixels = NULL;
+    state.message[0] = 0; state.warning[0] = 0;
     FILE *fp = fopen(path, "rb");
     if (!fp) { snprintf(message, message_size, "cannot open: %s", strerror(errno)); return -1; }
     unsigned char signature[8];
@@ -42,18 +51,44 @@ static int adaptir_png_read_rgb(const char *path, unsigned char **pixels, unsign
         if (png) png_destroy_read_struct(&png, NULL, NULL);
         fclose(fp); snprintf(message, message_size, "out of memory"); return -1;
     }
-    unsigned char *volatile buffer = NULL;
     png_bytep *volatile rows = NULL;
     if (setjmp(state.jump)) {
         png_destroy_read_struct(&png, &info, NULL);
-        free(rows); free(buffer); fclose(fp);
-        snprintf(message, message_size, "corrupt PNG: %s", state.message);
+        free(rows); fclose(fp);
+        if (strstr(state.warning, "user limit"))  // png_set_user_limits below: one side alone exceeds max_pixels
+            snprintf(message, message_size, "PNG header: %s (the limit is %llu pixels, --max-pixels)", state.warning,
+                     max_pixels);
+        else
+            snprintf(message, message_size, "corrupt PNG: %s", state.message);
         return -1;
     }
     png_init_io(png, fp);
     png_set_sig_bytes(png, 8);
+    if (max_pixels > 0) {
+        png_uint_32 side = max_pixels < 0x7fffffffULL ? (png_uint_32)max_pixels : 0x7fffffffU;
+        png_set_user_limits(png, side, side);
+    }
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    unsigned long long n = (unsigned long long)w * h;
+    if (max_pixels > 0 && n > max_pixels) {
+        png_destroy_read_struct(&png, &info, NULL);
+        fclose(fp);
+        snprintf(message, message_size, "PNG header claims %ux%u = %llu pixels, more than the limit of %llu "
+                 "(--max-pixels)", (unsigned)w, (unsigned)h, n, max_pixels);
+        return -1;
+    }
+    if (!pixels) {
+        *width = w; *height = h;
+        png_destroy_read_struct(&png, &info, NULL);
+        fclose(fp);
+        return 0;
+    }
+    if (w != *width || h != *height) {
+        snprintf(state.message, sizeof state.message, "size %ux%u differs from the first read's %ux%u",
+                 (unsigned)w, (unsigned)h, *width, *height);
+        longjmp(state.jump, 1);
+    }
     int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
     if (depth == 16) png_set_strip_16(png);
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -68,15 +103,13 @@ static int adaptir_png_read_rgb(const char *path, unsigned char **pixels, unsign
                  (int)png_get_channels(png, info));
         longjmp(state.jump, 1);
     }
-    buffer = (unsigned char *)malloc(rowbytes * h + 1);
     rows = (png_bytep *)malloc(sizeof(png_bytep) * (h + 1));
-    if (!buffer || !rows) { snprintf(state.message, sizeof state.message, "out of memory"); longjmp(state.jump, 1); }
-    for (png_uint_32 y = 0; y < h; y++) rows[y] = buffer + (size_t)y * rowbytes;
+    if (!rows) { snprintf(state.message, sizeof state.message, "out of memory"); longjmp(state.jump, 1); }
+    for (png_uint_32 y = 0; y < h; y++) rows[y] = pixels + (size_t)y * rowbytes;
     png_read_image(png, rows);
     png_read_end(png, NULL);  // checks the chunks after the image data too (a truncated file fails here)
     png_destroy_read_struct(&png, &info, NULL);
     free(rows); fclose(fp);
-    *pixels = buffer; *width = w; *height = h;
     return 0;
 }
 
@@ -86,7 +119,7 @@ static int adaptir_png_read_rgb(const char *path, unsigned char **pixels, unsign
 static int adaptir_png_write_rgb(const char *path, const unsigned char *pixels, unsigned width, unsigned height,
                                  char *message, size_t message_size) {
     adaptir_png_error_state state;
-    state.message[0] = 0;
+    state.message[0] = 0; state.warning[0] = 0;
     FILE *fp = fopen(path, "wb");
     if (!fp) { snprintf(message, message_size, "cannot create: %s", strerror(errno)); return -1; }
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &state, adaptir_png_on_error,

@@ -38,6 +38,14 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Adapter checkpoint (omit for the bare backbone).") var adapter: String?
     @Option(help: "Task, e.g. lr4_noise30, sr_4, denoise_30 (selects the head, query, tail, scale and metric).") var task: String
     @Option(help: "OpenBLAS threads.") var threads: Int = 1
+    @Option(name: .customLong("max-pixels"), help: "Refuse an image whose header claims more than this many pixels (width x height), before decoding it; 1...\(maxImagePixelsRange.upperBound).")
+    var maxPixels: Int = defaultMaxImagePixels
+
+    func validate() throws {
+        guard maxImagePixelsRange.contains(maxPixels) else {
+            throw ValidationError("--max-pixels: \(maxPixels) is not in 1...\(maxImagePixelsRange.upperBound)")
+        }
+    }
 
     /// The task, with the numeric set-up done and the model loaded.
     func prepare() throws -> (RestorationTask, AdaptedIPT) {
@@ -60,8 +68,9 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let (t, model) = try self.model.prepare()
-        let evaluator = Evaluator(task: t, seed: seed)
-        let results = try evaluator.evaluate(model: model, pairs: try evaluator.testPairs(folder: testData),
+        let evaluator = Evaluator(task: t, seed: seed, maxPixels: self.model.maxPixels)
+        let pairs = try evaluator.testPairs(folder: testData) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        let results = try evaluator.evaluate(model: model, pairs: pairs,
                                              outputFolder: (output as NSString).appendingPathComponent("restored"))
         var md = "| image | PSNR | SSIM |\n|---|---|---|\n", csv = "image,psnr,ssim\n"
         for r in results {
@@ -87,10 +96,8 @@ struct Restore: ParsableCommand {
 
     func run() throws {
         let (t, model) = try self.model.prepare()
-        let image = try readImage(input)
-        guard image.width >= 48, image.height >= 48 else {
-            throw ValidationError("\(input): \(image.width)x\(image.height) is smaller than the 48x48 window")
-        }
+        let image = try readImage(input, maxPixels: self.model.maxPixels)
+        if let problem = chopSizeProblem(width: image.width, height: image.height) { throw DataError(file: input, message: problem) }
         let y = Evaluator(task: t).restore(image, model: model)
         try writePNG(RGBImage(tensor: y), to: output)
         print("\(output): \(y.shape[2])x\(y.shape[1])")

@@ -29,23 +29,26 @@ struct Pack: ParsableCommand {
     @Option(help: "patches (aligned gt/lq patches) or images (clean sub-images for on-the-fly degradation).")
     var kind: String = "patches"
 
-    @Option(name: .customLong("patches-per-image"), help: "Random patches cut from each image (kind patches).")
+    @Option(name: .customLong("patches-per-image"), help: "Random patches cut from each image (kind patches), 1...100000.")
     var patchesPerImage: Int = 8
 
-    @Option(help: "Scale (default: the task's).")
+    @Option(help: "Scale, 1...4 (default: the task's).")
     var scale: Int?
 
     @Option(help: "Seed of the patch positions and the noise.")
     var seed: UInt64 = 0
 
-    @Option(name: .customLong("patch-size"), help: "LQ patch side.")
+    @Option(name: .customLong("patch-size"), help: "LQ patch side, 1...1024.")
     var patchSize: Int = 48
 
-    @Option(name: .customLong("image-size"), help: "Sub-image side S (kind images).")
+    @Option(name: .customLong("image-size"), help: "Sub-image side S (kind images), 1...16384, a multiple of the scale and at least patch-size times it.")
     var imageSize: Int = 480
 
-    @Option(name: .customLong("image-step"), help: "Sub-image grid step (kind images).")
+    @Option(name: .customLong("image-step"), help: "Sub-image grid step (kind images), 1...16384.")
     var imageStep: Int = 240
+
+    @Option(name: .customLong("max-pixels"), help: "Refuse an input image whose header claims more than this many pixels (width x height), before decoding it; 1...\(maxImagePixelsRange.upperBound).")
+    var maxPixels: Int = defaultMaxImagePixels
 
     @Option(help: "Input layout: \(DatasetLayout.allCases.map(\.rawValue).joined(separator: ", ")).")
     var layout: String = "auto"
@@ -67,7 +70,7 @@ struct Pack: ParsableCommand {
         var o = PackOptions(task: task, input: input, output: output)
         o.inputLQ = inputLQ; o.kind = k; o.patchesPerImage = patchesPerImage; o.scale = scale; o.seed = seed
         o.force = force; o.compress = compress; o.layout = l; o.patchSize = patchSize; o.imageSize = imageSize
-        o.imageStep = imageStep
+        o.imageStep = imageStep; o.maxPixels = maxPixels
         let showBar = progress || isatty(2) != 0
         let start = Date()
         let bar: (Int, Int) -> Void = { done, total in

@@ -151,7 +151,7 @@ struct TrainingJob {
             + "(repeated, as DistributedSampler), \(unused) left out by the dropped last partial batch of each rank")
 
         let evaluator = Evaluator(task: task, seed: config.seed)
-        let pairs = evaluate && !config.testData.isEmpty && comm.isRoot ? try evaluator.testPairs(folder: config.testData) : []
+        let pairs = evaluate && !config.testData.isEmpty && comm.isRoot ? try evaluator.testPairs(folder: config.testData) { log($0) } : []
         let before = try pairs.isEmpty ? [] : evaluator.evaluate(model: model, pairs: pairs)
 
         let progress = ProgressBar(total: config.steps, start: trainer.step, batch: config.globalBatch)

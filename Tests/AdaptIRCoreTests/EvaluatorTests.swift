@@ -9,35 +9,40 @@ final class EvaluatorTests: XCTestCase {
         return img
     }
 
+    /// A fresh folder under the temporary directory (the caller removes it).
+    private func temporaryFolder() throws -> String {
+        let dir = NSTemporaryDirectory() + "eval-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
     func testTensorRoundTripIsExact() {
         let img = gradientImage(13, 7)
         XCTAssertEqual(RGBImage(tensor: img.tensor()), img)
     }
 
     func testTestPairsAreDeterministicAndDegradedAsTheTask() throws {
-        let dir = NSTemporaryDirectory() + "eval-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try writePNG(gradientImage(99, 70), to: dir + "/b.png")
-        try writePNG(gradientImage(64, 64), to: dir + "/a.png")
+        try writePNG(gradientImage(399, 282), to: dir + "/b.png")
+        try writePNG(gradientImage(192, 192), to: dir + "/a.png")
         let e = Evaluator(task: .lr4Noise30)
-        let p1 = try e.testPairs(folder: dir), p2 = try e.testPairs(folder: dir)
+        let p1 = try e.testPairs(folder: dir, warn: { XCTFail($0) }), p2 = try e.testPairs(folder: dir, warn: { XCTFail($0) })
         XCTAssertEqual(p1.map(\.name), ["a.png", "b.png"])
-        XCTAssertEqual(p1[1].gt.width, 96)   // cropped to a multiple of 4
-        XCTAssertEqual(p1[1].lq.width, 24)
-        XCTAssertEqual(p1[1].lq.height, 17)
+        XCTAssertEqual(p1[1].gt.width, 396)   // cropped to a multiple of 4
+        XCTAssertEqual(p1[1].lq.width, 99)
+        XCTAssertEqual(p1[1].lq.height, 70)
         XCTAssertEqual(p1.map(\.lq), p2.map(\.lq))
         XCTAssertNotEqual(p1[0].lq, matlabBicubicDownscale(p1[0].gt, by: 4), "noise was added")
     }
 
     /// The adapted model at initialisation scores exactly like the bare backbone (same restored pixels).
     func testEvaluateOnTheTinyModel() throws {
-        let dir = NSTemporaryDirectory() + "eval-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try writePNG(gradientImage(200, 208), to: dir + "/img.png")
         let e = Evaluator(task: .lr4Noise30)
-        let pairs = try e.testPairs(folder: dir)
+        let pairs = try e.testPairs(folder: dir, warn: { XCTFail($0) })
         let adapted = AdaptedIPT(preset: .tiny, method: .adaptir, seed: 1)
         let bare = AdaptedIPT(preset: .tiny, method: .frozen, seed: 1)
         let r1 = try e.evaluate(model: adapted, pairs: pairs, outputFolder: dir + "/out")
@@ -47,5 +52,35 @@ final class EvaluatorTests: XCTestCase {
         let restored = try readImage(dir + "/out/img.png")
         XCTAssertEqual(restored.width, 200)
         XCTAssertEqual(restored.height, 208)
+    }
+
+    /// The one size check of eval, train's evaluation and restore: both sides at least the 48-pixel window.
+    func testChopSizeProblem() {
+        XCTAssertNil(chopSizeProblem(width: 48, height: 48))
+        XCTAssertNil(chopSizeProblem(width: 500, height: 48))
+        XCTAssertEqual(chopSizeProblem(width: 60, height: 40), "60x40 is smaller than the 48x48 window of the sliding-window restoration")
+        XCTAssertNotNil(chopSizeProblem(width: 47, height: 480))
+    }
+
+    /// Images whose LQ is smaller than the window (60x40, 10x10; 191x400 at x4 gives a 47-pixel side) are skipped
+    /// with one warning each naming the file and its size; the others are kept. Only small ones: an error.
+    func testTestPairsSkipImagesSmallerThanTheWindow() throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writePNG(gradientImage(60, 40), to: dir + "/a_small.png")
+        try writePNG(gradientImage(10, 10), to: dir + "/b_tiny.png")
+        try writePNG(gradientImage(64, 64), to: dir + "/c_ok.png")
+        var warnings: [String] = []
+        let pairs = try Evaluator(task: .denoise30).testPairs(folder: dir) { warnings.append($0) }
+        XCTAssertEqual(pairs.map(\.name), ["c_ok.png"])
+        XCTAssertEqual(warnings, ["warning: \(dir)/a_small.png: skipped: 60x40 is smaller than the 48x48 window of the sliding-window restoration",
+                                  "warning: \(dir)/b_tiny.png: skipped: 10x10 is smaller than the 48x48 window of the sliding-window restoration"])
+        warnings = []
+        try writePNG(gradientImage(191, 400), to: dir + "/d.png")
+        XCTAssertThrowsError(try Evaluator(task: .lr4Noise30).testPairs(folder: dir) { warnings.append($0) }) { error in
+            XCTAssertEqual("\(error)", "\(dir): no test image is large enough: all 4 are smaller than the 48x48 window at their x4 LQ size")
+        }
+        XCTAssertEqual(warnings.count, 4, "\(warnings)")
+        XCTAssertTrue(warnings[3].hasSuffix("d.png: skipped: image 191x400, its x4 LQ 47x100 is smaller than the 48x48 window of the sliding-window restoration"), warnings[3])
     }
 }

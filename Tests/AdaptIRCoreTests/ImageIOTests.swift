@@ -121,8 +121,9 @@ final class ImageIOTests: XCTestCase {
 
     // ---- bad input: each gives a DataError naming the file ----
 
-    private func assertDataError(_ path: String, contains word: String, line: UInt = #line) {
-        XCTAssertThrowsError(try readImage(path), line: line) { error in
+    private func assertDataError(_ path: String, contains word: String, maxPixels: Int = defaultMaxImagePixels,
+                                 line: UInt = #line) {
+        XCTAssertThrowsError(try readImage(path, maxPixels: maxPixels), line: line) { error in
             guard let e = error as? DataError else { return XCTFail("not a DataError: \(error)", line: line) }
             XCTAssertEqual(e.file, path, line: line)
             XCTAssertTrue("\(e)".hasPrefix("\(path): "), "\(e)", line: line)
@@ -195,5 +196,59 @@ final class ImageIOTests: XCTestCase {
         let (dir, path) = try writeBytes(Array(b.prefix(b.count - 10)), "trunc.bmp")
         defer { try? FileManager.default.removeItem(at: dir) }
         assertDataError(path, contains: "truncated")
+    }
+
+    // ---- hostile files (issue: decompression bomb, scan cut short): refused from the header, or an error ----
+
+    /// photo.jpg (56x40) with the size in its SOF marker replaced: the header claims `width` x `height`, the data
+    /// is still the small image's.
+    private func jpegClaiming(_ width: Int, _ height: Int) throws -> [UInt8] {
+        var b = try fixtureBytes("photo.jpg")
+        var i = 2
+        while !(0xC0...0xC2).contains(b[i + 1]) { i += 2 + (Int(b[i + 2]) << 8 | Int(b[i + 3])) }
+        b[i + 5] = UInt8(height >> 8); b[i + 6] = UInt8(height & 0xFF)
+        b[i + 7] = UInt8(width >> 8); b[i + 8] = UInt8(width & 0xFF)
+        return b
+    }
+
+    func testJPEGBombIsRefusedFromItsHeader() throws {
+        let (dir, path) = try writeBytes(try jpegClaiming(60000, 60000), "bomb.jpg")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        assertDataError(path, contains: "60000x60000 = 3600000000 pixels, more than the limit of 100000000")
+    }
+
+    /// 10000x10000 is within the default limit; the data ends long before, at the EOI marker: corrupt, not grey.
+    func testJPEGHeaderLargerThanItsDataIsCorrupt() throws {
+        let (dir, path) = try writeBytes(try jpegClaiming(10000, 10000), "big.jpg")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        assertDataError(path, contains: "corrupt jpeg data")
+    }
+
+    func testJPEGCutMidScanEndingInEOIIsCorrupt() throws {
+        let b = try fixtureBytes("photo.jpg")
+        var i = 2
+        while b[i + 1] != 0xDA { i += 2 + (Int(b[i + 2]) << 8 | Int(b[i + 3])) }
+        let scan = i + 2 + (Int(b[i + 2]) << 8 | Int(b[i + 3]))
+        let cut = Array(b.prefix(scan + (b.count - 2 - scan) / 2)) + [0xFF, 0xD9]
+        let (dir, path) = try writeBytes(cut, "cut.jpg")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        assertDataError(path, contains: "corrupt jpeg data")
+    }
+
+    /// The limit is on width * height, at the header, for each format; an image of exactly the limit decodes.
+    func testPixelLimitOfEachFormat() throws {
+        for (file, name, pixels) in [("rgb8.png", "rgb8", 13 * 7), ("photo.jpg", "photo_jpg", 56 * 40), ("rgb24.bmp", "rgb24_bmp", 7 * 5)] {
+            let path = ImageFixtures.path(file)
+            assertDataError(path, contains: "= \(pixels) pixels, more than the limit of \(pixels - 1) (--max-pixels)",
+                            maxPixels: pixels - 1)
+            let image = try readImage(path, maxPixels: pixels)
+            XCTAssertEqual(image.width * image.height, pixels, file)
+            if file != "photo.jpg" { XCTAssertEqual(image, try ImageFixtures.expected(name), file) }
+        }
+    }
+
+    /// A PNG side alone above the limit is refused by libpng's user limits while it reads IHDR.
+    func testPNGSideAboveTheLimit() throws {
+        assertDataError(ImageFixtures.path("rgb8.png"), contains: "user limit", maxPixels: 12)
     }
 }

@@ -211,4 +211,49 @@ final class PackTests: XCTestCase {
         let o = PackOptions(task: "sr_5", input: Self.samples, output: path("u.h5"))
         expectError({ _ = try Packer.pack(o) }, naming: "train", contains: "unknown task 'sr_5'")
     }
+
+    /// Every numeric option out of its range is refused up front, naming the flag and the range; nothing is created.
+    func testNumericOptionsOutOfRangeAreRefusedUpFront() {
+        let cases: [(String, Int, (inout PackOptions) -> Void)] = [
+            ("--patches-per-image: 99999999999 is not in 1...100000", 0, { $0.patchesPerImage = 99_999_999_999 }),
+            ("--patches-per-image: 0 is not in 1...100000", 0, { $0.patchesPerImage = 0 }),
+            ("--patch-size: -5 is not in 1...1024", 0, { $0.patchSize = -5 }),
+            ("--patch-size: 0 is not in 1...1024", 0, { $0.patchSize = 0 }),
+            ("--image-size: 0 is not in 1...16384", 0, { $0.kind = .images; $0.imageSize = 0 }),
+            ("--image-step: 0 is not in 1...16384", 0, { $0.kind = .images; $0.imageStep = 0 }),
+            ("--max-pixels: 0 is not in 1...17179869184", 0, { $0.maxPixels = 0 }),
+            ("--scale: 9 is not in 1...4", 0, { $0.scale = 9 }),
+        ]
+        for (message, _, change) in cases {
+            var o = PackOptions(task: "denoise_30", input: Self.samples, output: path("v.h5"))
+            change(&o)
+            expectError({ _ = try Packer.pack(o) }, naming: String(message.prefix { $0 != ":" }), contains: message)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path("v.h5")), message)
+            XCTAssertEqual(temps(dir), [], message)
+        }
+    }
+
+    /// More patches of one image than fit in one 64 MiB append are written in several appends, with the same
+    /// patches as a smaller run's first ones (positions and noise are one sequence per image).
+    func testManyPatchesPerImageAreAppendedInParts() throws {
+        let src = path("one")
+        try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: (Self.samples as NSString).appendingPathComponent("astronaut.png"),
+                                         toPath: (src as NSString).appendingPathComponent("astronaut.png"))
+        var o = PackOptions(task: "lr4_noise30", input: src, output: path("many.h5"))
+        o.patchesPerImage = 700   // 700 x (192^2 + 48^2) x 3 bytes = 82 MB: two appends
+        XCTAssertEqual(try Packer.pack(o).count, 700)
+        o.patchesPerImage = 8; o.output = path("few.h5")
+        _ = try Packer.pack(o)
+        let many = try HDF5File.open(path("many.h5")), few = try HDF5File.open(path("few.h5"))
+        XCTAssertEqual(try many.shape(of: "gt"), [700, 192, 192, 3])
+        for name in ["gt", "lq"] {
+            let n = try few.shape(of: name).dropFirst().reduce(1, *)
+            XCTAssertEqual(try many.readUInt8(name, start: [0, 0, 0, 0], count: [8] + few.shape(of: name).dropFirst()),
+                           try few.readUInt8(name).values, name)
+            let last = try many.readUInt8(name, start: [699, 0, 0, 0], count: [1] + few.shape(of: name).dropFirst())
+            XCTAssertEqual(last.count, n)
+            XCTAssertTrue(last.contains { $0 != 0 }, "the second append's patches are written")
+        }
+    }
 }

@@ -77,9 +77,27 @@ public struct PackOptions: Sendable {
     /// Sub-image side S and grid step (kind images), BasicSR's 480 / 240.
     public var imageSize = 480
     public var imageStep = 240
+    /// The limit on an input image's width * height (`readImage`).
+    public var maxPixels = defaultMaxImagePixels
 
     public init(task: String, input: String, output: String) {
         self.task = task; self.input = input; self.output = output
+    }
+
+    /// Each numeric option as its `pack` flag, its value and its valid range (checked by `validate`).
+    public var numericOptions: [(flag: String, value: Int, range: ClosedRange<Int>)] {
+        [("--patches-per-image", patchesPerImage, 1...100_000), ("--patch-size", patchSize, 1...1024),
+         ("--image-size", imageSize, 1...16384), ("--image-step", imageStep, 1...16384),
+         ("--max-pixels", maxPixels, maxImagePixelsRange)]
+    }
+
+    /// Checks every numeric option against its range before anything is read or written: a `DataError` naming the
+    /// flag, its value and the valid range ("--patch-size: -5 is not in 1...1024").
+    public func validate() throws {
+        if let s = scale, !(1...4).contains(s) { throw DataError(file: "--scale", message: "\(s) is not in 1...4") }
+        for (flag, value, range) in numericOptions where !range.contains(value) {
+            throw DataError(file: flag, message: "\(value) is not in \(range.lowerBound)...\(range.upperBound)")
+        }
     }
 }
 
@@ -100,24 +118,24 @@ public enum Packer {
     /// Packs `options.input` into `options.output` (written to a temp name, then renamed; nothing is left behind on
     /// error). `progress(done, total)` is called after each image; `warn` gets one line per skipped image.
     /// Errors are `DataError`s naming the file: unknown task, output exists without `force`, empty folder, unpaired
-    /// file, unreadable image, LQ/GT size mismatch, nothing large enough to pack.
+    /// file, unreadable image, LQ/GT size mismatch, nothing large enough to pack; or naming the flag of a numeric
+    /// option out of its range (`PackOptions.validate`, checked before anything is read or written).
     public static func pack(_ o: PackOptions, progress: (Int, Int) -> Void = { _, _ in },
                             warn: (String) -> Void = { _ in }) throws -> PackReport {
+        try o.validate()
         guard let task = PackTask.parse(o.task) else {
             throw DataError(file: o.input, message: "unknown task '\(o.task)' (known: \(PackTask.known))")
         }
         let scale = o.scale ?? task.scale
-        guard (1...4).contains(scale) else { throw DataError(file: o.input, message: "--scale \(scale) is not in 1...4") }
         guard o.scale == nil || task.scale == 1 || o.scale == task.scale else {
             throw DataError(file: o.input, message: "--scale \(scale) contradicts task \(task.name) (scale \(task.scale))")
         }
-        guard o.patchesPerImage >= 1 else { throw DataError(file: o.input, message: "--patches-per-image must be >= 1") }
         if o.kind == .images {
             guard !task.paired, o.inputLQ == nil else {
                 throw DataError(file: o.input, message: "--kind images stores clean images only; task \(task.name) needs paired LQ files (use --kind patches)")
             }
-            guard o.imageSize >= o.patchSize * scale, o.imageSize % scale == 0, o.imageStep >= 1 else {
-                throw DataError(file: o.input, message: "image size \(o.imageSize) must be a multiple of \(scale) and at least \(o.patchSize * scale)")
+            guard o.imageSize >= o.patchSize * scale, o.imageSize % scale == 0 else {
+                throw DataError(file: "--image-size", message: "\(o.imageSize) must be a multiple of the scale \(scale) and at least --patch-size times the scale, \(o.patchSize * scale)")
             }
         }
         if FileManager.default.fileExists(atPath: o.output) && !o.force {
@@ -177,16 +195,20 @@ public enum Packer {
         return im.cropped(x: (im.width - w) / 2, y: (im.height - h) / 2, width: w, height: h)
     }
 
+    /// Patches (or sub-images) of one image are appended to the file whenever this many bytes are pending, so a
+    /// large --patches-per-image or a small --image-step does not hold them all in memory.
+    static let flushBytes = 64 << 20
+
     /// Uniform integer in 0..<n from `rng` (modulo; the bias is below 2^-40 for image sizes).
     @inline(__always) static func below(_ n: Int, _ rng: inout SplitMix64) -> Int { Int(rng.next() % UInt64(n)) }
 
     /// Cuts `patchesPerImage` aligned (gt, lq) patches from one image pair and appends them; returns how many (0
     /// when the LQ image is smaller than one patch).
     static func packPatches(_ pair: ImagePair, task: PackTask, scale s: Int, o: PackOptions, into f: HDF5File) throws -> Int {
-        var gt = try readImage(pair.gt)
+        var gt = try readImage(pair.gt, maxPixels: o.maxPixels)
         var lq: RGBImage
         if let lqPath = pair.lq {
-            lq = try readImage(lqPath)
+            lq = try readImage(lqPath, maxPixels: o.maxPixels)
             if s > 1 {
                 guard lq.width * s <= gt.width, lq.height * s <= gt.height else {
                     throw DataError(file: lqPath, message: "LQ \(lq.width)x\(lq.height) times \(s) exceeds GT \(gt.width)x\(gt.height) (\(pair.gt))")
@@ -211,8 +233,14 @@ public enum Packer {
         var posRNG = SplitMix64(seed: o.seed, stream: "crop:" + pair.name)
         var noiseRNG = SplitMix64(seed: o.seed, stream: "noise:" + pair.name)
         let k = o.patchesPerImage
-        var gtBytes = [UInt8](), lqBytes = [UInt8]()
-        gtBytes.reserveCapacity(k * g * g * 3); lqBytes.reserveCapacity(k * p * p * 3)
+        let perFlush = max(1, min(k, flushBytes / ((g * g + p * p) * 3)))
+        var gtBytes = [UInt8](), lqBytes = [UInt8](), pending = 0
+        gtBytes.reserveCapacity(perFlush * g * g * 3); lqBytes.reserveCapacity(perFlush * p * p * 3)
+        func flush() throws {
+            try gtBytes.withUnsafeBytes { _ = try f.appendItems("gt", $0, items: pending) }
+            try lqBytes.withUnsafeBytes { _ = try f.appendItems("lq", $0, items: pending) }
+            gtBytes.removeAll(keepingCapacity: true); lqBytes.removeAll(keepingCapacity: true); pending = 0
+        }
         for _ in 0..<k {
             let x = below(lq.width - p + 1, &posRNG), y = below(lq.height - p + 1, &posRNG)
             gtBytes += gt.cropped(x: x * s, y: y * s, width: g, height: g).pixels
@@ -220,16 +248,17 @@ public enum Packer {
             if let sigma = task.noiseSigma { lp = addGaussianNoise(lp, sigma: sigma, rng: &noiseRNG) }
             if let q = task.jpegQuality { lp = try jpegRoundTrip(lp, quality: q, swapRedBlue: true) }
             lqBytes += lp.pixels
+            pending += 1
+            if pending == perFlush { try flush() }
         }
-        try gtBytes.withUnsafeBytes { _ = try f.appendItems("gt", $0, items: k) }
-        try lqBytes.withUnsafeBytes { _ = try f.appendItems("lq", $0, items: k) }
+        if pending > 0 { try flush() }
         return k
     }
 
     /// Cuts clean S x S sub-images on BasicSR's grid (step `imageStep`, plus a last window flush with the border)
     /// and appends them; returns how many (0 when the image is smaller than S).
     static func packImages(_ pair: ImagePair, scale s: Int, o: PackOptions, into f: HDF5File) throws -> Int {
-        let im = try readImage(pair.gt).modCropped(s)
+        let im = try readImage(pair.gt, maxPixels: o.maxPixels).modCropped(s)
         let S = o.imageSize
         guard im.width >= S, im.height >= S else { return 0 }
         func grid(_ n: Int) -> [Int] {
@@ -237,15 +266,20 @@ public enum Packer {
             if n - (v.last! + S) > 0 { v.append(n - S) }
             return v
         }
+        let perFlush = max(1, flushBytes / (S * S * 3))
         var bytes = [UInt8]()
-        var m = 0
+        var m = 0, pending = 0
         for y in grid(im.height) {
             for x in grid(im.width) {
                 bytes += im.cropped(x: x, y: y, width: S, height: S).pixels
-                m += 1
+                m += 1; pending += 1
+                if pending == perFlush {
+                    try bytes.withUnsafeBytes { _ = try f.appendItems("images", $0, items: pending) }
+                    bytes.removeAll(keepingCapacity: true); pending = 0
+                }
             }
         }
-        try bytes.withUnsafeBytes { _ = try f.appendItems("images", $0, items: m) }
+        if pending > 0 { try bytes.withUnsafeBytes { _ = try f.appendItems("images", $0, items: pending) } }
         return m
     }
 }

@@ -119,6 +119,14 @@ private final class ChopFold {
     }
 }
 
+/// Why `forwardChop` cannot restore an image of `width` x `height` (on the model's input scale): nil when both sides
+/// are at least its 48-pixel window, else a one-line reason. The one size check of `eval`, `train`'s evaluation and
+/// `restore`, made before the model runs (`forwardChop` itself stops the process on such an image).
+public func chopSizeProblem(width: Int, height: Int) -> String? {
+    guard width < chopPatch || height < chopPatch else { return nil }
+    return "\(width)x\(height) is smaller than the \(chopPatch)x\(chopPatch) window of the sliding-window restoration"
+}
+
 /// IPT's sliding-window full-image inference (`forward_chop`, spec 5.3): the image is cut into overlapping 48x48
 /// windows at stride 12, the model restores every window, and the outputs are stitched; interior pixels are the
 /// mean of the centre 24s x 24s crops of the windows covering them, `y = Σ_k crop_k / Σ_k 1`, the 12-pixel

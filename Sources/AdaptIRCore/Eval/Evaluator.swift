@@ -37,26 +37,48 @@ public struct Evaluator {
     public let task: RestorationTask
     public let seed: UInt64
     public let batchSize: Int
+    /// The limit on a test image's width * height (`readImage`).
+    public let maxPixels: Int
 
-    public init(task: RestorationTask, seed: UInt64 = 0, batchSize: Int = 16) {
+    public init(task: RestorationTask, seed: UInt64 = 0, batchSize: Int = 16, maxPixels: Int = defaultMaxImagePixels) {
         self.task = task
         self.seed = seed
         self.batchSize = batchSize
+        self.maxPixels = maxPixels
     }
 
     /// The test inputs: (name, degraded LQ, clean GT) for every PNG/JPEG/BMP image of `folder`, sorted by name.
-    public func testPairs(folder: String) throws -> [(name: String, lq: RGBImage, gt: RGBImage)] {
+    ///
+    /// An image whose LQ is smaller than the restoration's 48x48 window (`chopSizeProblem`) is skipped, with one
+    /// `warn` line naming it and its sizes, and the others are scored: IPT's protocol has no padding rule, and a
+    /// reflect-padded image would be scored mostly on mirrored pixels, so its PSNR would not be comparable. Throws
+    /// when the folder has no image, or no image large enough.
+    public func testPairs(folder: String, warn: (String) -> Void) throws -> [(name: String, lq: RGBImage, gt: RGBImage)] {
         guard let degradation = Degradation.forTask(task.rawValue) else {
             throw DataError(file: folder, message: "task \(task.rawValue) needs paired test data, not clean images")
         }
         let names = try FileManager.default.contentsOfDirectory(atPath: folder)
             .filter { ["png", "jpg", "jpeg", "bmp"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
         guard !names.isEmpty else { throw DataError(file: folder, message: "no test images (png, jpg, bmp)") }
-        return try names.map { name in
-            let gt = try readImage((folder as NSString).appendingPathComponent(name)).modCropped(task.scale)
+        var pairs: [(name: String, lq: RGBImage, gt: RGBImage)] = []
+        for name in names {
+            let path = (folder as NSString).appendingPathComponent(name)
+            let image = try readImage(path, maxPixels: maxPixels)
+            let gt = image.modCropped(task.scale)
+            let lqWidth = gt.width / task.scale, lqHeight = gt.height / task.scale
+            if let problem = chopSizeProblem(width: lqWidth, height: lqHeight) {
+                let what = task.scale > 1 ? "image \(image.width)x\(image.height), its x\(task.scale) LQ " : ""
+                warn("warning: \(path): skipped: \(what)\(problem)")
+                continue
+            }
             var rng = SplitMix64(seed: seed, stream: name)
-            return (name, try degradation.apply(gt, rng: &rng), gt)
+            pairs.append((name, try degradation.apply(gt, rng: &rng), gt))
         }
+        guard !pairs.isEmpty else {
+            let lq = task.scale > 1 ? " at their x\(task.scale) LQ size" : ""
+            throw DataError(file: folder, message: "no test image is large enough: all \(names.count) are smaller than the 48x48 window\(lq)")
+        }
+        return pairs
     }
 
     /// Restores `lq` with `model` (eval mode, no graph): [3, h*s, w*s] in [0, 1] (not clamped).

@@ -71,7 +71,10 @@ public final class HDF5File {
         H5Lib.prepare()
         let rc = H5Fclose(fid)
         fid = -1
-        if rc < 0 { throw failure(nil, "closing (flushing) the file failed") }
+        if rc < 0 {
+            H5Lib.closeFailed.store(true, ordering: .relaxed)
+            throw failure(nil, "closing (flushing) the file failed")
+        }
     }
 
     /// Number of HDF5 objects (datasets, groups, types, attributes) still open in this file, excluding the file

@@ -1,5 +1,6 @@
 import CHDF5
 import Foundation
+import Synchronization
 
 /// A failed HDF5 operation, described on one line naming the file and the object, e.g.
 /// `ckpt.h5: dataset 'body.encoder.layers.0.linear1.weight': shape [4, 5] expected [5, 4]`.
@@ -33,9 +34,25 @@ enum H5Lib {
     /// thread-safe build keeps the error stack (and its auto-print setting) per thread, so every public entry point
     /// calls this; it is a cheap store.
     @inline(__always) static func prepare() {
+        _ = setUp
         _ = H5open()
         _ = H5Eset_auto2(hid_t(H5E_DEFAULT), nil, nil)
     }
+
+    /// Set when an `H5Fclose` failed (e.g. its final flush hit ENOSPC). HDF5 1.10 then keeps the file's id with a
+    /// half-destroyed file behind it, and its exit handler (H5_term_library, closing every open file) dereferences
+    /// that and segfaults, after the error was reported and the temporary file removed.
+    static let closeFailed = Atomic<Bool>(false)
+
+    /// Once per process, before the library initialises: HDF5's own exit handler is replaced by one that shuts the
+    /// library down (flushing and closing what is still open, as HDF5's does) unless a close failed, in which case
+    /// the process exits without touching the broken file state.
+    private static let setUp: Void = {
+        _ = H5dont_atexit()
+        atexit {
+            if !H5Lib.closeFailed.load(ordering: .relaxed) { _ = H5close() }
+        }
+    }()
 
     /// A readable name of an HDF5 type class, for messages.
     static func className(_ c: H5T_class_t) -> String {
