@@ -7,7 +7,7 @@ RELEASE := .build/release
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 
-.PHONY: all deps build test run bench clean
+.PHONY: all deps build test run bench clean install
 
 all: build
 
@@ -26,6 +26,12 @@ test: deps
 # ranks, with the PSNR/SSIM table before and after.
 run: build
 	mpirun -n 2 --bind-to none -x OPENBLAS_NUM_THREADS=1 $(RELEASE)/adaptir-dist train
+
+# `make install PREFIX=/opt/adaptir`: the binary to PREFIX/bin, the bundled backbone and sample photos to
+# PREFIX/share/adaptir-dist/datasets, where the binary finds them from any directory (scripts/install.sh).
+PREFIX ?= /usr/local
+install: build
+	scripts/install.sh "$(PREFIX)" $(RELEASE)/adaptir-dist
 
 bench: build
 	$(RELEASE)/adaptir-dist bench ops --threads 1
