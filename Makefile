@@ -10,7 +10,7 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 # Debian's multiarch folder (hdf5.h then "not found"), so pkg-config's own path is passed on when none is set.
 export PKG_CONFIG_PATH ?= $(shell pkg-config --variable pc_path pkg-config 2>/dev/null)
 
-.PHONY: all deps build test run bench clean
+.PHONY: all deps build test run bench clean install
 
 all: build
 
@@ -29,6 +29,12 @@ test: deps
 # ranks, with the PSNR/SSIM table before and after.
 run: build
 	mpirun -n 2 --bind-to none -x OPENBLAS_NUM_THREADS=1 $(RELEASE)/adaptir-dist train
+
+# `make install PREFIX=/opt/adaptir`: the binary to PREFIX/bin, the bundled backbone and sample photos to
+# PREFIX/share/adaptir-dist/datasets, where the binary finds them from any directory (scripts/install.sh).
+PREFIX ?= /usr/local
+install: build
+	scripts/install.sh "$(PREFIX)" $(RELEASE)/adaptir-dist
 
 bench: build
 	$(RELEASE)/adaptir-dist bench ops --threads 1

@@ -20,6 +20,11 @@
 #                          ADAPTIR_TEST_CHECKPOINT_DELAY_MS): the previous checkpoint is intact under the final name
 #                          and loads; the half-written temporary file does not
 #   resume-config-mismatch --resume with another --lr is refused naming lr; with more --steps it continues
+#   installed-from-anywhere scripts/install.sh into a temporary prefix, then `adaptir-dist train` (the embedded
+#                          default, 2 steps, with its evaluation) run from a fresh folder under /tmp: it finds the
+#                          installed backbone, training photos and test photos
+#   data-not-found         a copy of the binary outside any prefix or checkout, $ADAPTIR_DATA an empty folder, run
+#                          from /tmp: exits non-zero with one line naming samples/train and every place looked in
 #
 # Needs .build/release/adaptir-dist (scripts/run-tests.sh builds it; this script builds nothing) and mpirun.
 # Every mpirun runs under `timeout --kill-after=10`; every scenario kills what it started, so nothing can hang CI.
@@ -353,8 +358,50 @@ scenario_resume_config_mismatch() {
     else pass $name "another lr refused ($(grep -m1 -o "differs from the checkpoint's in lr" "$d/lr.log")); more steps continue at step 2"; fi
 }
 
+# ---- 6. the bundled data from any working directory (DataLocations) ----
+scenario_installed_from_anywhere() {
+    mkdir -p "$d"
+    local prefix="$d/prefix" share="$d/prefix/share/adaptir-dist/datasets" run
+    if ! scripts/install.sh "$prefix" "$bin" >"$d/install.log" 2>&1; then
+        fail $name "scripts/install.sh failed: $(tail -n 1 "$d/install.log")"; return
+    fi
+    run=$(mktemp -d /tmp/adaptir-anywhere.XXXXXX)
+    (cd "$run" && env -u ADAPTIR_DATA timeout --kill-after=10 120 "$prefix/bin/adaptir-dist" train --steps 2 --global-batch 2 \
+        --output "$out" >"$d/train.log" 2>&1)
+    local rc=$?
+    rm -rf "$run"
+    if [ "$rc" -ne 0 ]; then fail $name "train from $run exited $rc: $(grep -m1 'adaptir-dist' "$d/train.log")"
+    elif ! grep -q "^backbone $share/ipt_small_backbone.h5$" "$d/train.log"; then
+        fail $name "the installed backbone was not loaded: $(grep -m1 'backbone' "$d/train.log")"
+    elif ! grep -q "^packed the bundled training photos" "$d/train.log"; then fail $name "the bundled training photos were not packed"
+    elif ! grep -q "^| \*\*mean\*\* |" "$out/results.md" 2>/dev/null; then fail $name "no results table of the installed test photos"
+    else pass $name "installed to a prefix, run from /tmp: backbone, training and test photos from $share"; fi
+}
+
+scenario_data_not_found() {
+    mkdir -p "$d/bare/bin" "$d/empty"
+    cp "$bin" "$d/bare/bin/adaptir-dist"
+    local run; run=$(mktemp -d /tmp/adaptir-nodata.XXXXXX)
+    (cd "$run" && ADAPTIR_DATA="$d/empty" timeout --kill-after=10 60 "$d/bare/bin/adaptir-dist" train --steps 2 --no-eval \
+        --output "$out" >"$d/train.log" 2>&1)
+    local rc=$? line
+    line=$(grep -m1 "bundled data not found" "$d/train.log")
+    local missing=""
+    for place in "$d/empty/samples/train (\$ADAPTIR_DATA)" "$run/datasets/samples/train (the current directory)" \
+                 "$d/bare/share/adaptir-dist/datasets/samples/train (the install prefix of $d/bare/bin/adaptir-dist)" \
+                 "the checkout of the executable (none: $d/bare/bin/adaptir-dist is not under a .build folder)"; do
+        [[ "$line" == *"$place"* ]] || missing+=" [$place]"
+    done
+    rm -rf "$run"
+    if [ "$rc" -eq 0 ]; then fail $name "train without any bundled data exited 0"
+    elif [ -z "$line" ]; then fail $name "no 'bundled data not found' line: $(grep -m1 'adaptir-dist' "$d/train.log")"
+    elif [ -n "$missing" ]; then fail $name "the message lacks$missing: $line"
+    else pass $name "exit $rc, one line naming samples/train and the 4 places looked in"; fi
+}
+
 all=(config-mismatch config-mismatch-seed backbone-mismatch rank-killed watchdog-stalled-rank
-     sigterm-ranks sigint-one-rank sigterm-mpirun kill-during-checkpoint resume-config-mismatch)
+     sigterm-ranks sigint-one-rank sigterm-mpirun kill-during-checkpoint resume-config-mismatch
+     installed-from-anywhere data-not-found)
 only=${PROCESS_ONLY:-${all[*]}}
 for name in ${only//,/ }; do
     d="$work/$name"; out="$d/out"

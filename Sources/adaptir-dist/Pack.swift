@@ -12,13 +12,14 @@ struct Pack: ParsableCommand {
               adaptir-dist pack --task lr4_noise30 --input datasets/samples/train --output lr4n30.h5
               adaptir-dist pack --task sr_4 --input DIV2K --layout div2k --output sr4.h5   (uses DIV2K_train_LR_bicubic/X4)
               adaptir-dist pack --task derain_l --input RainTrainL --output rainl.h5
+              adaptir-dist pack --task sr_4 --input .cache/photos/train --input datasets/samples/train --output sr4.h5
             """)
 
     @Option(help: "Task: \(PackTask.known).")
     var task: String
 
-    @Option(help: "Folder of clean (GT) images, or a dataset root in a known layout.")
-    var input: String
+    @Option(help: "Folder of clean (GT) images, or a dataset root in a known layout. Repeat it to pack several folders into one file (in the order given; source names then start with each folder's last path component).")
+    var input: [String]
 
     @Option(name: .customLong("input-lq"), help: "Folder of LQ images paired with --input by name (stem, stemx<s>, stem_LRBI_x<s>).")
     var inputLQ: String?
@@ -67,7 +68,8 @@ struct Pack: ParsableCommand {
         guard let l = DatasetLayout(rawValue: layout.lowercased()) else {
             throw ValidationError("--layout: unknown layout '\(layout)' (known: \(DatasetLayout.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
-        var o = PackOptions(task: task, input: input, output: output)
+        guard !input.isEmpty else { throw ValidationError("--input: give at least one folder") }
+        var o = PackOptions(task: task, inputs: input, output: output)
         o.inputLQ = inputLQ; o.kind = k; o.patchesPerImage = patchesPerImage; o.scale = scale; o.seed = seed
         o.force = force; o.compress = compress; o.layout = l; o.patchSize = patchSize; o.imageSize = imageSize
         o.imageStep = imageStep; o.maxPixels = maxPixels

@@ -27,7 +27,7 @@ struct Train: ParsableCommand {
     @Option(help: "Task, e.g. lr4_noise30, sr_4, denoise_30.") var task: String?
     @Option(name: .customLong("train-data"), help: "Packed training file (adaptir-dist pack).") var trainData: String?
     @Option(name: .customLong("test-data"), help: "Folder of clean test images ('' for no evaluation).") var testData: String?
-    @Option(help: "Backbone checkpoint ('auto': datasets/ipt_<preset>_backbone.h5 if present; '' for a random backbone).") var backbone: String?
+    @Option(help: "Backbone checkpoint ('auto': ipt_<preset>_backbone.h5 of the bundled data ($ADAPTIR_DATA, ./datasets, <prefix>/share/adaptir-dist/datasets, the build's checkout) if present; '' for a random backbone).") var backbone: String?
     @Option(name: .customLong("global-batch"), help: "Samples per step over all ranks.") var globalBatch: Int?
     @Option(help: "Optimisation steps (default 300; 500 in the embedded default).") var steps: Int?
     @Option(help: "AdamW learning rate (default 1e-4, the paper's; 1e-2 in the embedded default with AdaptIR).") var lr: Float?
@@ -122,7 +122,7 @@ struct TrainingJob {
             try Checkpoint.load(path, into: model, part: .backbone)
             log("backbone \(path)")
         } else {
-            log("warning: no backbone file (\(config.backbone.isEmpty ? "none given" : "no datasets/ipt_\(preset.name)_backbone.h5")): the backbone is randomly initialised, results are meaningless (speed tests only)")
+            log("warning: no backbone file (\(config.backbone.isEmpty ? "none given" : DataLocations.current.searched("ipt_\(preset.name)_backbone.h5"))): the backbone is randomly initialised, results are meaningless (speed tests only)")
         }
         let reader = try PatchReader(path: dataPath, ranks: comm.size, rank: comm.rank, batchSize: config.globalBatch / comm.size,
                                      seed: config.seed, dropLastBatch: true)
@@ -151,7 +151,7 @@ struct TrainingJob {
             + "(repeated, as DistributedSampler), \(unused) left out by the dropped last partial batch of each rank")
 
         let evaluator = Evaluator(task: task, seed: config.seed)
-        let pairs = evaluate && !config.testData.isEmpty && comm.isRoot ? try evaluator.testPairs(folder: config.testData) { log($0) } : []
+        let pairs = evaluate && !config.testData.isEmpty && comm.isRoot ? try evaluator.testPairs(folder: config.resolvedTestData()) { log($0) } : []
         let before = try pairs.isEmpty ? [] : evaluator.evaluate(model: model, pairs: pairs)
 
         let progress = ProgressBar(total: config.steps, start: trainer.step, batch: config.globalBatch)
@@ -180,7 +180,7 @@ struct TrainingJob {
         let path = (config.cache as NSString).appendingPathComponent("samples-\(task.rawValue)-seed\(config.seed)-k\(config.patchesPerImage).h5")
         if comm.isRoot && !FileManager.default.fileExists(atPath: path) {
             try FileManager.default.createDirectory(atPath: config.cache, withIntermediateDirectories: true)
-            var o = PackOptions(task: task.rawValue, input: "datasets/samples/train", output: path)
+            var o = try PackOptions(task: task.rawValue, input: DataLocations.current.locate("samples/train"), output: path)
             o.patchesPerImage = config.patchesPerImage
             o.seed = config.seed
             let report = try Packer.pack(o)

@@ -61,7 +61,15 @@ public struct PackTask: Sendable, Equatable {
 /// Options of one `pack` run (the CLI flags).
 public struct PackOptions: Sendable {
     public var task: String
-    public var input: String
+    /// Input folders (at least one), packed into one file in this order. With several, each source name is
+    /// prefixed with its folder's last path component (`train/a.png`), so names stay unique and patch positions
+    /// do not depend on where the folders are.
+    public var inputs: [String]
+    /// The first input folder (the only one of a single-folder pack).
+    public var input: String {
+        get { inputs.first ?? "" }
+        set { inputs = [newValue] }
+    }
     public var inputLQ: String?
     public var output: String
     public var kind: PatchFile.Kind = .patches
@@ -81,7 +89,11 @@ public struct PackOptions: Sendable {
     public var maxPixels = defaultMaxImagePixels
 
     public init(task: String, input: String, output: String) {
-        self.task = task; self.input = input; self.output = output
+        self.init(task: task, inputs: [input], output: output)
+    }
+
+    public init(task: String, inputs: [String], output: String) {
+        self.task = task; self.inputs = inputs; self.output = output
     }
 
     /// Each numeric option as its `pack` flag, its value and its valid range (checked by `validate`).
@@ -142,8 +154,8 @@ public enum Packer {
             throw DataError(file: o.output, message: "output exists (use --force to overwrite)")
         }
         let wantLQ = o.kind == .patches && (task.paired || scale > 1)
-        let pairs = try o.layout.find(input: o.input, inputLQ: o.inputLQ, scale: scale, wantLQ: wantLQ)
-        if task.paired, let p = pairs.first, p.lq == nil {
+        let pairs = try findPairs(o, scale: scale, wantLQ: wantLQ)
+        if task.paired, let p = pairs.first(where: { $0.lq == nil }) {
             throw DataError(file: p.gt, message: "task \(task.name) needs paired LQ images (--input-lq or a paired layout)")
         }
         let lqFromFiles = pairs.first?.lq != nil
@@ -174,13 +186,47 @@ public enum Packer {
                 progress(i + 1, pairs.count)
             }
             guard count > 0 else {
-                throw DataError(file: o.input, message: "no image is large enough to give a patch (\(skipped.count) skipped)")
+                throw DataError(file: o.inputs.joined(separator: ", "), message: "no image is large enough to give a patch (\(skipped.count) skipped)")
             }
             header.sources = packed
             sha = try PatchFile.writeHeader(header, into: f).contentSHA256
             try f.setAttribute("skipped", jsonArray(skipped))
         }
         return PackReport(output: o.output, count: count, packedImages: packed.count, skipped: skipped, contentSHA256: sha)
+    }
+
+    /// The image pairs of every input folder, in the order of `o.inputs` (each folder in its layout's order). One
+    /// folder: names relative to it, as always. Several: each name is prefixed with the folder's last path
+    /// component; a folder given twice, a name that two folders share, `--input-lq` (which pairs with one folder)
+    /// and a mix of folders with and without LQ files are errors naming the folder or file.
+    static func findPairs(_ o: PackOptions, scale: Int, wantLQ: Bool) throws -> [ImagePair] {
+        guard let first = o.inputs.first else { throw DataError(file: o.output, message: "no input folder given") }
+        if o.inputs.count == 1 {
+            return try o.layout.find(input: first, inputLQ: o.inputLQ, scale: scale, wantLQ: wantLQ)
+        }
+        if o.inputLQ != nil {
+            throw DataError(file: o.inputLQ!, message: "--input-lq pairs with a single --input; \(o.inputs.count) were given (use paired layouts instead)")
+        }
+        var seenFolders = Set<String>(), names: [String: String] = [:], out: [ImagePair] = []
+        var withLQ: String?, withoutLQ: String?
+        for input in o.inputs {
+            let key = (input as NSString).standardizingPath
+            guard seenFolders.insert(key).inserted else { throw DataError(file: input, message: "input folder given twice") }
+            let prefix = (key as NSString).lastPathComponent
+            for p in try o.layout.find(input: input, inputLQ: nil, scale: scale, wantLQ: wantLQ) {
+                let name = prefix + "/" + p.name
+                if let other = names[name] {
+                    throw DataError(file: p.gt, message: "source name \(name) is also that of \(other) (several --input folders are named by their last path component)")
+                }
+                names[name] = p.gt
+                if p.lq == nil { withoutLQ = withoutLQ ?? input } else { withLQ = withLQ ?? input }
+                out.append(ImagePair(name: name, gt: p.gt, lq: p.lq))
+            }
+        }
+        if let withLQ, let withoutLQ {
+            throw DataError(file: withoutLQ, message: "has no LQ images while \(withLQ) has; one file holds one kind of LQ (pack them separately)")
+        }
+        return out
     }
 
     /// A JSON array of strings (escaping quotes, backslashes and control characters).

@@ -109,13 +109,17 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         guard !output.isEmpty else { throw bad("output", "must name a folder") }
     }
 
-    /// The backbone file to load, or nil for a random backbone.
+    /// The backbone file to load, or nil for a random backbone. "auto": `ipt_<preset>_backbone.h5` in the bundled
+    /// data folder (`DataLocations`: $ADAPTIR_DATA, ./datasets, the install prefix, the executable's checkout).
     public var resolvedBackbone: String? {
-        if backbone == "auto" {
-            let path = "datasets/ipt_\(preset)_backbone.h5"
-            return FileManager.default.fileExists(atPath: path) ? path : nil
-        }
+        if backbone == "auto" { return DataLocations.current.find("ipt_\(preset)_backbone.h5") }
         return backbone.isEmpty ? nil : backbone
+    }
+
+    /// The test folder: as configured, except the default `datasets/samples/test`, which is the bundled
+    /// `samples/test` wherever `DataLocations` finds it (an error lists the places when it is nowhere).
+    public func resolvedTestData() throws -> String {
+        testData == TrainConfig().testData ? try DataLocations.current.locate("samples/test") : testData
     }
 
     /// Canonical JSON (sorted keys): stored in checkpoints and compared across ranks.
