@@ -13,7 +13,8 @@ writes into OUT
     IPT_pretrain_transposed.pt   the state_dict with one square weight transposed (shapes still valid)
     IPT_pretrain_swapped.pt      the state_dict with two same-shaped tensors swapped
     reference.h5                 'input' [1, 3, 48, 48] in [0, 1] and 'output/t{t}' [1, 3, 48s, 48s] for the six tasks
-                                 (float32, the model's forward in eval mode, not clamped)
+                                 (float32, the model's forward in eval mode, not clamped); 'output_fp64/t{t}' the same
+                                 model run in float64 (stored rounded to float32): how far float32 itself is from exact
 With --official-keys, the keys and shapes of the model at the ipt preset (built on the meta device, no memory) must
 equal the file's non-adapter lines, in order; any difference is printed and the exit status is 1.
 
@@ -24,7 +25,7 @@ patches to sequence-first tokens, linear_encoding with a residual, the learned p
 encoder, pre-norm DETR-style encoder and decoder layers (decoder queries + per-task query_pos, memory = encoder
 output, no key position), mlp_head with a residual, no final norm, fold back.
 """
-import argparse, math, os, sys
+import argparse, copy, os, sys
 from collections import OrderedDict
 
 import torch
@@ -225,12 +226,17 @@ def main():
     randomise(model, gen)
     x = torch.rand(1, 3, PATCH, PATCH, generator=gen)
     os.makedirs(a.out, exist_ok=True)
+    model64 = copy.deepcopy(model).double()
     with torch.no_grad(), h5py.File(os.path.join(a.out, "reference.h5"), "w") as f:
         f.create_dataset("input", data=x.numpy())
         for t, s in enumerate(SCALES):
             y = model(x, t)
             assert y.shape == (1, 3, PATCH * s, PATCH * s), y.shape
             f.create_dataset(f"output/t{t}", data=y.numpy().astype(np.float32))
+            y64 = model64(x.double(), t)
+            f.create_dataset(f"output_fp64/t{t}", data=y64.numpy().astype(np.float32))
+            err = ((y.double() - y64).abs().max() / y64.abs().max()).item()
+            print(f"ipt_reference: task {t} (x{s}): torch float32 vs float64, max relative error {err:.2e}")
         f.attrs["preset"] = a.preset
 
     sd = model.state_dict()
