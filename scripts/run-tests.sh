@@ -12,6 +12,20 @@ log=.build/unit-tests.log
 
 swift build -c release --build-tests ${SWIFT_FLAGS:-} || { echo "tests: 0 passed, 1 failed (build)"; exit 1; }
 
+# ConvertWeightsTests compares the weight converter and the Swift model with PyTorch: torch (CPU build, pinned),
+# numpy and h5py live in the venv .cache/torch-venv, created here when missing (scripts/torch-venv.sh). The test uses
+# the python named by ADAPTIR_TORCH_PYTHON; if torch does not import there, it fails under CI=true and is skipped,
+# loudly, elsewhere.
+venv_start=$(date +%s)
+if torch_python=$(scripts/torch-venv.sh); then
+    echo "torch venv: $torch_python ($(( $(date +%s) - venv_start )) s)"
+else
+    torch_python="$PWD/.cache/torch-venv/bin/python"
+    echo "!!!!! torch venv: scripts/torch-venv.sh failed (log .cache/torch-venv.log):" \
+         "ConvertWeightsTests will fail under CI=true and be skipped otherwise" >&2
+fi
+export ADAPTIR_TORCH_PYTHON="$torch_python"
+
 # XCTest only: there are no Swift Testing tests, and its "0 tests" closing line would read as an empty run.
 swift test -c release --skip-build --disable-swift-testing 2>&1 | tee "$log"
 unit_rc=${PIPESTATUS[0]}
@@ -54,5 +68,6 @@ echo "unit tests: $unit_passed passed, $unit_failed failed, $unit_skipped skippe
 echo "multi-rank runs (mpirun -n ${MULTIRANK_RANKS:-2 4}): $((multi_runs - multi_failed)) passed, $multi_failed failed"
 echo "process tests: $proc_passed passed, $proc_failed failed"
 echo "hostile-input tests: $hostile_passed passed, $hostile_failed failed, $hostile_skipped skipped"
+grep -q "ConvertWeightsTests SKIPPED" "$log" && echo "!!!!! ConvertWeightsTests was SKIPPED: torch is not importable (see above)"
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
