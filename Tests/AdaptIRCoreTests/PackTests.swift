@@ -212,7 +212,6 @@ final class PackTests: XCTestCase {
         expectError({ _ = try Packer.pack(o) }, naming: "train", contains: "unknown task 'sr_5'")
     }
 
-<<<<<<< HEAD
     /// Every numeric option out of its range is refused up front, naming the flag and the range; nothing is created.
     func testNumericOptionsOutOfRangeAreRefusedUpFront() {
         let cases: [(String, Int, (inout PackOptions) -> Void)] = [
