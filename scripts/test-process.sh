@@ -379,20 +379,22 @@ scenario_installed_from_anywhere() {
 }
 
 scenario_data_not_found() {
-    mkdir -p "$d/bare/bin" "$d/empty"
-    cp "$bin" "$d/bare/bin/adaptir-dist"
+    # Outside the checkout: a copy under .build would find the checkout's datasets/ (the last place looked in).
+    local top; top=$(mktemp -d /tmp/adaptir-bare.XXXXXX)
+    mkdir -p "$d" "$top/bare/bin" "$top/empty"
+    cp "$bin" "$top/bare/bin/adaptir-dist"
     local run; run=$(mktemp -d /tmp/adaptir-nodata.XXXXXX)
-    (cd "$run" && ADAPTIR_DATA="$d/empty" timeout --kill-after=10 60 "$d/bare/bin/adaptir-dist" train --steps 2 --no-eval \
+    (cd "$run" && ADAPTIR_DATA="$top/empty" timeout --kill-after=10 60 "$top/bare/bin/adaptir-dist" train --steps 2 --no-eval \
         --output "$out" >"$d/train.log" 2>&1)
     local rc=$? line
     line=$(grep -m1 "bundled data not found" "$d/train.log")
     local missing=""
-    for place in "$d/empty/samples/train (\$ADAPTIR_DATA)" "$run/datasets/samples/train (the current directory)" \
-                 "$d/bare/share/adaptir-dist/datasets/samples/train (the install prefix of $d/bare/bin/adaptir-dist)" \
-                 "the checkout of the executable (none: $d/bare/bin/adaptir-dist is not under a .build folder)"; do
+    for place in "$top/empty/samples/train (\$ADAPTIR_DATA)" "$run/datasets/samples/train (the current directory)" \
+                 "$top/bare/share/adaptir-dist/datasets/samples/train (the install prefix of $top/bare/bin/adaptir-dist)" \
+                 "the checkout of the executable (none: $top/bare/bin/adaptir-dist is not under a .build folder)"; do
         [[ "$line" == *"$place"* ]] || missing+=" [$place]"
     done
-    rm -rf "$run"
+    rm -rf "$run" "$top"
     if [ "$rc" -eq 0 ]; then fail $name "train without any bundled data exited 0"
     elif [ -z "$line" ]; then fail $name "no 'bundled data not found' line: $(grep -m1 'adaptir-dist' "$d/train.log")"
     elif [ -n "$missing" ]; then fail $name "the message lacks$missing: $line"
