@@ -3,7 +3,7 @@
 # sudo when not root. Swift itself is not an apt package: it must already be on PATH (Swift 6.0 or later).
 # Arguments name further packages (scripts/torch-venv.sh passes python3-venv when Debian's python3 lacks it).
 set -euo pipefail
-PKGS=(libopenmpi-dev openmpi-bin libopenblas-dev libfftw3-dev libhdf5-dev libpng-dev libjpeg-dev pkg-config "$@")
+PKGS=(libopenmpi-dev openmpi-bin libopenblas-dev libfftw3-dev libhdf5-dev libpng-dev libjpeg-dev pkg-config gnuplot-nox "$@")
 missing=()
 for p in "${PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then missing+=("$p"); fi

@@ -401,9 +401,44 @@ scenario_data_not_found() {
     else pass $name "exit $rc, one line naming samples/train and the 4 places looked in"; fi
 }
 
+# `compare` end to end at a toy budget (2 methods x 3 seeds x 2 steps, each run under mpirun -n 2): the table with
+# the bicubic and unadapted rows, one CSV row per run, the validation curves, then a second call that reuses every
+# finished run; and two refusals (a method that trains nothing, a rate for a method not compared).
+scenario_compare() {
+    local name=compare rc table rows curves reused
+    mkdir -p "$d"
+    timeout --kill-after=10 600 "$bin" compare --methods adaptir,adaptformer --seeds 0,1,2 --steps 2 --global-batch 4 \
+        --ranks 2 --val-every 1 --patches-per-image 2 --train-dir datasets/samples/train --test-data datasets/samples/test \
+        --output "$d/cmp" --report "$d/docs/cmp.md" >"$d/compare.log" 2>&1
+    rc=$?
+    table="$d/cmp/compare.md"
+    rows=$(csv_rows "$d/cmp/runs.csv")
+    curves=$(head -1 "$d/cmp/val-curves.csv" 2>/dev/null)
+    if [ "$rc" -ne 0 ]; then fail $name "compare exited $rc: $(tail -2 "$d/compare.log" | tr '\n' ' ')"; return; fi
+    if ! grep -q "| bicubic (no model) |" "$table" || ! grep -q "| unadapted backbone |" "$table" \
+        || ! grep -qE "^\| 1 \| (adaptir|adaptformer) \|" "$table" || ! grep -qE "^\| 2 \| (adaptir|adaptformer) \|" "$table"; then
+        fail $name "compare.md lacks a row: $(grep -c '^|' "$table") table lines"; return
+    fi
+    if [ "$rows" -ne 6 ]; then fail $name "runs.csv has $rows runs, expected 6"; return; fi
+    if [ "$curves" != "step,adaptir,adaptformer,unadapted" ] || [ "$(csv_rows "$d/cmp/val-curves.csv")" -ne 3 ]; then
+        fail $name "val-curves.csv: header '$curves', $(csv_rows "$d/cmp/val-curves.csv") rows (expected steps 0, 1, 2)"; return
+    fi
+    if [ ! -f "$d/docs/cmp.md" ] || grep -q "](val-curves.svg)" "$d/docs/cmp.md"; then fail $name "the --report copy is missing or links the wrong plot"; return; fi
+    timeout --kill-after=10 300 "$bin" compare --methods adaptir,adaptformer --seeds 0,1,2 --steps 2 --global-batch 4 \
+        --ranks 2 --val-every 1 --patches-per-image 2 --train-dir datasets/samples/train --test-data datasets/samples/test \
+        --output "$d/cmp" >"$d/compare2.log" 2>&1
+    reused=$(grep -c ": reused " "$d/compare2.log")
+    if [ "$reused" -ne 6 ]; then fail $name "the second call reused $reused of 6 finished runs"; return; fi
+    "$bin" compare --methods frozen --output "$d/x" >"$d/frozen.log" 2>&1; rc=$?
+    if [ "$rc" -eq 0 ] || ! grep -q "'frozen' trains nothing" "$d/frozen.log"; then fail $name "--methods frozen: exit $rc, $(head -1 "$d/frozen.log")"; return; fi
+    "$bin" compare --methods adaptir --lr lora=1e-3 --output "$d/x" >"$d/lr.log" 2>&1; rc=$?
+    if [ "$rc" -eq 0 ] || ! grep -q "'lora' is not one of the compared methods" "$d/lr.log"; then fail $name "--lr lora=1e-3: exit $rc, $(head -1 "$d/lr.log")"; return; fi
+    pass $name "6 runs, table with bicubic and unadapted rows, curves, 6 reused on the second call, 2 refusals"
+}
+
 all=(config-mismatch config-mismatch-seed backbone-mismatch rank-killed watchdog-stalled-rank
      sigterm-ranks sigint-one-rank sigterm-mpirun kill-during-checkpoint resume-config-mismatch
-     installed-from-anywhere data-not-found)
+     installed-from-anywhere data-not-found compare)
 only=${PROCESS_ONLY:-${all[*]}}
 for name in ${only//,/ }; do
     d="$work/$name"; out="$d/out"

@@ -62,7 +62,7 @@ struct Inspect: ParsableCommand {
     }
 
     static func role(_ spec: ParameterSpec, _ m: any AdaptationMethod) -> String {
-        spec.role != .buffer && spec.role != .fixed && m.trains(spec) ? "trainable" : spec.role.rawValue
+        m.trainsTensor(spec) ? "trainable" : spec.role.rawValue
     }
 
     private func listMethods(_ p: Preset) {
@@ -70,15 +70,14 @@ struct Inspect: ParsableCommand {
         for t in MethodRegistry.all {
             guard let m = try? MethodRegistry.make(MethodChoice(t.name), preset: p) else { continue }
             let specs = AdaptedIPT.parameterSpecs(preset: p, method: m)
-            let trainable = specs.filter { $0.role != .buffer && $0.role != .fixed && m.trains($0) }.reduce(0) { $0 + $1.count }
+            let trainable = specs.filter(m.trainsTensor).reduce(0) { $0 + $1.count }
             print("  \(t.name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(trainable.grouped.leftPadded(12)) trainable  \(t.summary)")
             for h in t.hyperParameters {
-                print("      \(h.name)=\(formatNumber(m.values[h.name] ?? 0))  \(h.help); range \(formatNumber(h.range.lowerBound))...\(formatNumber(h.range.upperBound))")
+                print("      \(h.name)=\(formatValue(m.values[h.name] ?? 0))  \(h.help); range \(formatValue(h.range.lowerBound))...\(formatValue(h.range.upperBound))")
             }
         }
     }
 
-    private func formatNumber(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
 
     private func printTable(_ rows: [(String, [Int], String, Bool)]) {
         let width = rows.map(\.0.count).max() ?? 10

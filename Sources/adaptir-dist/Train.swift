@@ -14,7 +14,10 @@ struct Train: ParsableCommand {
             decay 0.01, milestones at 50/80/90/95 % of the run, gamma 0.5). A YAML file (--config) sets any field of the \
             run (keys: preset, method, task, train_data, test_data, backbone, global_batch, steps, lr, \
             weight_decay, milestones, gamma, seed, sync_bn, checkpoint_every, output, cache, threads, \
-            patches_per_image); options override it. SIGTERM or SIGINT finishes the step, writes a checkpoint \
+            patches_per_image, method_options, val_data, val_every); options override it. With --val-data the mean \
+            L1 loss on that packed file (eval mode) goes to OUTPUT/val.csv every --val-every steps. OUTPUT/results.json \
+            holds the run's numbers (PSNR/SSIM of the bicubic baseline, the unadapted and the adapted model, time, \
+            peak memory, bytes reduced) for scripts and `adaptir-dist compare`. SIGTERM or SIGINT finishes the step, writes a checkpoint \
             and exits 0; --resume continues from it.
             """)
 
@@ -37,10 +40,13 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints (0: only at the end).") var checkpointEvery: Int?
     @Option(help: "Output folder (checkpoint.h5, train.csv, results.md, restored images).") var output: String?
     @Option(name: .customLong("sync-bn"), help: "Sum adapter batch-norm statistics over ranks (true/false).") var syncBN: Bool?
+    @Option(name: .customLong("val-data"), help: "Packed validation file (not the test images); its mean L1 loss goes to OUTPUT/val.csv.") var valData: String?
+    @Option(name: .customLong("val-every"), help: "Steps between validations (with --val-data; also at step 0 and at the end).") var valEvery: Int?
     @Option(help: "Seconds a rank may wait for the others at a step or collective before the job ends with a report of the late ranks (0: off).")
     var watchdog: Double = 300
     @Flag(help: "Continue from OUTPUT/checkpoint.h5.") var resume = false
     @Flag(name: .customLong("no-eval"), help: "Skip the evaluation before and after.") var noEval = false
+    @Flag(name: .customLong("no-eval-before"), help: "Skip the evaluation of the unadapted backbone (its scores are the same for every run on one backbone).") var noEvalBefore = false
 
     /// Neither a config file nor data: the embedded demonstration (`TrainConfig.embeddedDefault(method:)`).
     var isEmbeddedDefault: Bool { config == nil && trainData == nil }
@@ -73,6 +79,9 @@ struct Train: ParsableCommand {
         if let checkpointEvery { c.checkpointEvery = checkpointEvery }
         if let output { c.output = output }
         if let syncBN { c.syncBN = syncBN }
+        if let valData { c.valData = valData }
+        if let valEvery { c.valEvery = valEvery }
+        if c.valEvery == 0 && !c.valData.isEmpty { c.valEvery = max(1, c.steps / 20) }
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
     }
@@ -85,7 +94,7 @@ struct Train: ParsableCommand {
                   + "(a demonstration; the paper's recipe, lr 1e-4, applies with --config or --train-data)")
         }
         do {
-            try TrainingJob(config: config, comm: comm, resume: resume, evaluate: !noEval, watchdog: watchdog).run()
+            try TrainingJob(config: config, comm: comm, resume: resume, evaluate: !noEval, evaluateBefore: !noEvalBefore, watchdog: watchdog).run()
         } catch {
             let line = "adaptir-dist train: rank \(comm.rank): \(error)\n"
             FileHandle.standardError.write(Data(line.utf8))
@@ -102,6 +111,7 @@ struct TrainingJob {
     let comm: Communicator
     let resume: Bool
     let evaluate: Bool
+    var evaluateBefore = true
     let watchdog: Double
 
     func log(_ s: String) { if comm.isRoot { FileHandle.standardOutput.write(Data((s + "\n").utf8)) } }
@@ -134,6 +144,12 @@ struct TrainingJob {
         options.configText = config.canonicalJSON
         options.dataSeed = config.seed
         options.watchdogSeconds = watchdog
+        if !config.valData.isEmpty {
+            let v = try Validator(path: config.valData, comm: comm)
+            options.validator = v
+            options.validateEvery = config.valEvery
+            log("validation \(config.valData): \(v.count) patches every \(config.valEvery) steps -> \(options.validationCSVPath)")
+        }
         if resume, FileManager.default.fileExists(atPath: options.checkpointPath) {
             if comm.isRoot {
                 let stored = try TrainingCheckpoint.load(options.checkpointPath, into: trainer).config
@@ -151,12 +167,16 @@ struct TrainingJob {
             + "(repeated, as DistributedSampler), \(unused) left out by the dropped last partial batch of each rank")
 
         let evaluator = Evaluator(task: task, seed: config.seed)
-        let pairs = evaluate && !config.testData.isEmpty && comm.isRoot ? try evaluator.testPairs(folder: config.resolvedTestData()) { log($0) } : []
-        let before = try pairs.isEmpty ? [] : evaluator.evaluate(model: model, pairs: pairs)
+        let pairs = evaluate && !config.testData.isEmpty ? try evaluator.testPairs(folder: config.resolvedTestData()) { log($0) } : []
+        let before = try pairs.isEmpty || !evaluateBefore ? [] : evaluateShared(evaluator, model: model, pairs: pairs)
+        let baseline = evaluator.baseline(pairs: pairs)
 
         let progress = ProgressBar(total: config.steps, start: trainer.step, batch: config.globalBatch)
         options.onStep = { progress.update(step: $0.step + 1, loss: $0.loss, lr: $0.lr) }
+        let trainStart = monotonicSeconds()
+        let firstStep = trainer.step
         let outcome = try TrainingRun(trainer: trainer, source: ReaderBatchSource(reader: reader), options: options).run()
+        let trainSeconds = monotonicSeconds() - trainStart
         progress.finish()
         reader.stop()
         let peaks = try comm.allgather(Int64(peakResidentBytes()))
@@ -165,12 +185,48 @@ struct TrainingJob {
         case .finished: log("finished \(config.steps) steps; checkpoint \(options.checkpointPath)")
         case .stopped(let s): log("stopped by signal after step \(s); checkpoint \(options.checkpointPath) (resume with --resume)"); return
         }
+        var after: [ImageResult] = []
         if !pairs.isEmpty {
-            let after = try evaluator.evaluate(model: model, pairs: pairs, outputFolder: (config.output as NSString).appendingPathComponent("restored"))
-            let table = resultsTable(task: task, before: before, after: after)
+            after = try evaluateShared(evaluator, model: model, pairs: pairs, outputFolder: (config.output as NSString).appendingPathComponent("restored"))
+            let table = resultsTable(evaluator: evaluator, baseline: baseline, before: before, after: after)
             log(table)
             try Data(table.utf8).write(to: URL(fileURLWithPath: (config.output as NSString).appendingPathComponent("results.md")), options: .atomic)
+            if !before.isEmpty, after.mean.psnr < before.mean.psnr - 0.005 {
+                log(String(format: "warning: the adapted model scores %.2f dB below the unadapted backbone on the test images (%.2f vs %.2f dB): this adaptation makes the backbone worse on images outside its training set; check the learning rate, the steps and the data", before.mean.psnr - after.mean.psnr, after.mean.psnr, before.mean.psnr))
+            }
         }
+        if comm.isRoot {
+            var r = RunResults(config: config, method: MethodChoice(config.method, options: model.method.values), ranks: comm.size)
+            r.trainable = model.store.trainableCount
+            r.parameters = model.store.parameterCount
+            r.steps = (firstStep, trainer.step)
+            r.trainSeconds = trainSeconds
+            r.peakResidentBytes = peaks.map(Int.init)
+            if !pairs.isEmpty {
+                r.baselineName = evaluator.baselineName
+                r.baseline = .init(baseline.mean)
+                r.before = before.isEmpty ? nil : .init(before.mean)
+                r.after = .init(after.mean)
+                r.testImages = pairs.count
+            }
+            if let text = try? String(contentsOfFile: options.validationCSVPath, encoding: .utf8),
+               let last = text.split(separator: "\n").last?.split(separator: ","), last.count == 2 {
+                r.finalValidationLoss = Double(last[1])
+            }
+            try r.write(to: (config.output as NSString).appendingPathComponent("results.json"))
+        }
+    }
+
+    /// Scores the test images with every rank taking every p-th image (as a distributed evaluation loop does), then
+    /// sums the per-image scores so that every rank holds the whole list; each rank writes its own restored images.
+    func evaluateShared(_ evaluator: Evaluator, model: AdaptedIPT, pairs: [(name: String, lq: RGBImage, gt: RGBImage)],
+                        outputFolder: String? = nil) throws -> [ImageResult] {
+        let mine = Array(stride(from: comm.rank, to: pairs.count, by: comm.size))
+        let local = try evaluator.evaluate(model: model, pairs: mine.map { pairs[$0] }, outputFolder: outputFolder)
+        var scores = [Double](repeating: 0, count: 2 * pairs.count)
+        for (k, i) in mine.enumerated() { scores[2 * i] = local[k].quality.psnr; scores[2 * i + 1] = local[k].quality.ssim }
+        if comm.size > 1 { try scores.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) } }
+        return pairs.indices.map { ImageResult(name: pairs[$0].name, quality: ImageQuality(psnr: scores[2 * $0], ssim: scores[2 * $0 + 1])) }
     }
 
     /// The packed training file: the configured one, or the bundled photos packed once into the cache (rank 0
@@ -202,7 +258,7 @@ struct TrainingJob {
     /// Config fields a resumed run may change: where files go, how often checkpoints are written, threads, the test
     /// set, and the number of steps (a longer or shorter run; its milestones move with it, logged). Any other
     /// difference would silently make the resumed run a different run, so it is refused, naming the fields.
-    static let resumableFields: Set<String> = ["output", "cache", "checkpoint_every", "threads", "test_data", "steps"]
+    static let resumableFields: Set<String> = ["output", "cache", "checkpoint_every", "threads", "test_data", "steps", "val_data", "val_every"]
 
     func checkResumable(storedConfig: String, checkpoint: String) throws {
         guard !storedConfig.isEmpty else { return }   // checkpoints of the library API may carry no config
@@ -244,15 +300,19 @@ struct TrainingJob {
         }
     }
 
-    func resultsTable(task: RestorationTask, before: [ImageResult], after: [ImageResult]) -> String {
+    /// Per image: the plain baseline (bicubic for SR), the unadapted backbone (when evaluated) and the adapted model.
+    func resultsTable(evaluator: Evaluator, baseline: [ImageResult], before: [ImageResult], after: [ImageResult]) -> String {
+        let task = evaluator.task, b = evaluator.baselineName
         let space = task.metricOnY ? "Y" : "RGB"
-        var s = "| image | PSNR before | SSIM before | PSNR after | SSIM after |\n|---|---|---|---|---|\n"
-        for (b, a) in zip(before, after) {
-            s += String(format: "| %@ | %.2f | %.4f | %.2f | %.4f |\n", b.name, b.quality.psnr, b.quality.ssim, a.quality.psnr, a.quality.ssim)
+        let columns: [(String, [ImageResult])] = [(b, baseline)] + (before.isEmpty ? [] : [("before", before)]) + [("after", after)]
+        var s = "| image |" + columns.map { " PSNR \($0.0) | SSIM \($0.0) |" }.joined() + "\n|---|" + String(repeating: "---|---|", count: columns.count) + "\n"
+        for (i, r) in after.enumerated() {
+            s += "| \(r.name) |" + columns.map { String(format: " %.2f | %.4f |", $0.1[i].quality.psnr, $0.1[i].quality.ssim) }.joined() + "\n"
         }
-        func mean(_ r: [ImageResult], _ k: KeyPath<ImageQuality, Double>) -> Double { r.map { $0.quality[keyPath: k] }.reduce(0, +) / Double(max(r.count, 1)) }
-        s += String(format: "| **mean** | %.2f | %.4f | %.2f | %.4f |\n", mean(before, \.psnr), mean(before, \.ssim), mean(after, \.psnr), mean(after, \.ssim))
-        s += "\n\(task.rawValue): \(space) channel, border \(task.metricBorder); before = the unadapted backbone, after = with the trained adapter."
+        s += "| **mean** |" + columns.map { String(format: " %.2f | %.4f |", $0.1.mean.psnr, $0.1.mean.ssim) }.joined() + "\n"
+        s += "\n\(task.rawValue): \(space) channel, border \(task.metricBorder); \(b) = \(task.scale > 1 ? "MATLAB-style bicubic enlargement of the degraded input" : "the degraded input itself")"
+        s += before.isEmpty ? "" : ", before = the unadapted backbone"
+        s += ", after = after \(config.steps) steps of \(config.method)."
         return s
     }
 }

@@ -36,6 +36,29 @@ final class EvaluatorTests: XCTestCase {
         XCTAssertNotEqual(p1[0].lq, matlabBicubicDownscale(p1[0].gt, by: 4), "noise was added")
     }
 
+    /// The baseline row: bicubic enlargement for SR (near-perfect on a smooth image, far better than the noisy
+    /// LR4&Noise30 input allows), the noisy input itself at scale 1 (about 20 log10(255/30) dB for sigma 30).
+    func testBaselineIsBicubicForSRAndTheInputAtScaleOne() throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var smooth = RGBImage(width: 192, height: 192)
+        for y in 0..<192 { for x in 0..<192 { for c in 0..<3 { smooth.pixels[(y * 192 + x) * 3 + c] = UInt8(60 + x / 2 + y / 4 + c * 10) } } }
+        try writePNG(smooth, to: dir + "/s.png")
+        let sr = Evaluator(task: .sr4)
+        XCTAssertEqual(sr.baselineName, "bicubic")
+        let clean = sr.baseline(pairs: try sr.testPairs(folder: dir, warn: { XCTFail($0) }))
+        XCTAssertGreaterThan(clean[0].quality.psnr, 40)
+        let noisy = Evaluator(task: .lr4Noise30)
+        let n = noisy.baseline(pairs: try noisy.testPairs(folder: dir, warn: { XCTFail($0) }))
+        XCTAssertLessThan(n[0].quality.psnr, clean[0].quality.psnr - 5)
+        let dn = Evaluator(task: .denoise30)
+        XCTAssertEqual(dn.baselineName, "input")
+        let pairs = try dn.testPairs(folder: dir, warn: { XCTFail($0) })
+        let d = dn.baseline(pairs: pairs)
+        XCTAssertEqual(d[0].quality.psnr, 20 * log10(255.0 / 30), accuracy: 1.0)
+        XCTAssertEqual(d.mean.psnr, d[0].quality.psnr)
+    }
+
     /// The adapted model at initialisation scores exactly like the bare backbone (same restored pixels).
     func testEvaluateOnTheTinyModel() throws {
         let dir = try temporaryFolder()

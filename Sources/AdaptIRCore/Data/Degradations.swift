@@ -16,19 +16,23 @@ import Foundation
 /// (1-based) the centre u = o*s + (1 - s)/2, taps at left = floor(u - 2s) + j, j = 0 ..< 4s + 2, weights
 /// (1/s) cubic((u - i)/s) normalised to sum 1 (antialiasing: the kernel is stretched by s), indices mirrored at the
 /// borders (symmetric padding). Returns (taps per output, flat 0-based indices, flat weights).
-private func bicubicContributions(inLength n: Int, outLength m: Int, scale s: Int)
+///
+/// With `upscale` the same for an enlargement by s (no antialiasing, kernel width 4): u = o/s + (1 - 1/s)/2,
+/// left = floor(u - 2), 6 taps, weights cubic(u - i), normalised and mirrored alike.
+private func bicubicContributions(inLength n: Int, outLength m: Int, scale s: Int, upscale: Bool = false)
     -> (taps: Int, indices: [Int], weights: [Float]) {
     let sd = Double(s)
-    let taps = 4 * s + 2
+    let taps = upscale ? 6 : 4 * s + 2
     var indices = [Int](repeating: 0, count: m * taps)
     var weights = [Float](repeating: 0, count: m * taps)
     var w = [Double](repeating: 0, count: taps)
     for o in 0..<m {
-        let u = Double(o + 1) * sd + 0.5 * (1 - sd)
-        let left = (u - 2 * sd).rounded(.down)
+        let u = upscale ? Double(o + 1) / sd + 0.5 * (1 - 1 / sd) : Double(o + 1) * sd + 0.5 * (1 - sd)
+        let left = (upscale ? u - 2 : u - 2 * sd).rounded(.down)
         var sum = 0.0
         for j in 0..<taps {
-            w[j] = matlabCubic((u - (left + Double(j))) / sd) / sd
+            let x = u - (left + Double(j))
+            w[j] = upscale ? matlabCubic(x) : matlabCubic(x / sd) / sd
             sum += w[j]
         }
         for j in 0..<taps {
@@ -59,8 +63,26 @@ public func matlabBicubicDownscale(_ image: RGBImage, by scale: Int) -> RGBImage
     if scale == 1 { return image }
     let h = image.height, w = image.width
     let oh = (h + scale - 1) / scale, ow = (w + scale - 1) / scale
-    let rows = bicubicContributions(inLength: h, outLength: oh, scale: scale)
-    let cols = bicubicContributions(inLength: w, outLength: ow, scale: scale)
+    return bicubicResample(image, rows: bicubicContributions(inLength: h, outLength: oh, scale: scale),
+                           cols: bicubicContributions(inLength: w, outLength: ow, scale: scale), outHeight: oh, outWidth: ow)
+}
+
+/// MATLAB `imresize(img, s, 'bicubic')` on a uint8 RGB image: the plain bicubic enlargement that SR papers report as
+/// "Bicubic" (output h*s x w*s, rows first, uint8 after each pass, as `matlabBicubicDownscale`).
+public func matlabBicubicUpscale(_ image: RGBImage, by scale: Int) -> RGBImage {
+    precondition(scale >= 1, "matlabBicubicUpscale: scale \(scale) must be >= 1")
+    precondition(image.width > 0 && image.height > 0, "matlabBicubicUpscale: empty image")
+    if scale == 1 { return image }
+    let oh = image.height * scale, ow = image.width * scale
+    return bicubicResample(image, rows: bicubicContributions(inLength: image.height, outLength: oh, scale: scale, upscale: true),
+                           cols: bicubicContributions(inLength: image.width, outLength: ow, scale: scale, upscale: true),
+                           outHeight: oh, outWidth: ow)
+}
+
+/// The two separable passes of MATLAB's imresize with precomputed contributions: rows, rounded to uint8, then columns.
+private func bicubicResample(_ image: RGBImage, rows: (taps: Int, indices: [Int], weights: [Float]),
+                             cols: (taps: Int, indices: [Int], weights: [Float]), outHeight oh: Int, outWidth ow: Int) -> RGBImage {
+    let w = image.width
     let rowLen = w * 3
     // Pass 1: rows. Each output row is a weighted sum of whole input rows (contiguous, vectorisable).
     var mid = [UInt8](repeating: 0, count: oh * rowLen)

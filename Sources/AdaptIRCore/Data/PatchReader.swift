@@ -138,7 +138,12 @@ public final class PatchReader: @unchecked Sendable {
     /// Reads, crops and augments one sample outside the prefetcher (same result as in a batch): lq [3, p, p] and
     /// gt [3, ps, ps] floats. For tests and debugging; do not call while an epoch is running.
     public func sample(_ index: Int, epoch: Int) throws -> Batch {
-        do { return try core.makeBatch([index], epoch: epoch) } catch { throw core.dataError(error) }
+        try batch(of: [index], epoch: epoch)
+    }
+
+    /// The samples `indices` as one batch, outside the prefetcher (validation reads its fixed subset this way).
+    public func batch(of indices: [Int], epoch: Int) throws -> Batch {
+        do { return try core.makeBatch(indices, epoch: epoch) } catch { throw core.dataError(error) }
     }
 }
 

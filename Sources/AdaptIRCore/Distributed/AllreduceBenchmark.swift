@@ -19,7 +19,7 @@ public enum AllreduceBenchmark {
     public static func trainableFloats(preset: Preset, method choice: MethodChoice) throws -> Int {
         let method = try MethodRegistry.make(choice, preset: preset)
         return AdaptedIPT.parameterSpecs(preset: preset, method: method)
-            .filter { $0.role != .buffer && $0.role != .fixed && method.trains($0) }
+            .filter(method.trainsTensor)
             .reduce(0) { $0 + $1.count }
     }
 

@@ -28,6 +28,11 @@ extension RGBImage {
 public struct ImageResult: Sendable {
     public let name: String
     public let quality: ImageQuality
+
+    public init(name: String, quality: ImageQuality) {
+        self.name = name
+        self.quality = quality
+    }
 }
 
 /// Restores a folder of clean test images with IPT's sliding-window chop and scores them (spec 5.1/5.2): each
@@ -91,6 +96,19 @@ public struct Evaluator {
         }
     }
 
+    /// The plain baseline of every pair, scored like a restoration: MATLAB bicubic enlargement of the LQ image for
+    /// SR tasks (the "Bicubic" row of SR papers), the degraded input itself for tasks at scale 1.
+    public func baseline(pairs: [(name: String, lq: RGBImage, gt: RGBImage)]) -> [ImageResult] {
+        pairs.map { pair in
+            let up = matlabBicubicUpscale(pair.lq, by: task.scale)
+            let q = psnrSSIM(output: chwToHWC(up.tensor()), target: chwToHWC(pair.gt.tensor()), yChannel: task.metricOnY, border: task.metricBorder)
+            return ImageResult(name: pair.name, quality: q)
+        }
+    }
+
+    /// What `baseline` is called in tables: "bicubic" for SR tasks, "input" at scale 1.
+    public var baselineName: String { task.scale > 1 ? "bicubic" : "input" }
+
     /// Scores every pair; writes the restored PNGs into `outputFolder` when given.
     public func evaluate(model: AdaptedIPT, pairs: [(name: String, lq: RGBImage, gt: RGBImage)],
                          outputFolder: String? = nil) throws -> [ImageResult] {
@@ -104,5 +122,13 @@ public struct Evaluator {
             let q = psnrSSIM(output: chwToHWC(y), target: chwToHWC(pair.gt.tensor()), yChannel: task.metricOnY, border: task.metricBorder)
             return ImageResult(name: pair.name, quality: q)
         }
+    }
+}
+
+extension Array where Element == ImageResult {
+    /// The mean PSNR and SSIM over the images (0 for none).
+    public var mean: ImageQuality {
+        guard !isEmpty else { return ImageQuality(psnr: 0, ssim: 0) }
+        return ImageQuality(psnr: map(\.quality.psnr).reduce(0, +) / Double(count), ssim: map(\.quality.ssim).reduce(0, +) / Double(count))
     }
 }

@@ -14,6 +14,7 @@ public final class AdaptFormerMethod: AdaptationMethod {
     ]
     /// AdaptFormer's video recipe uses 1e-3 (batch 1024 scaled); the short embedded budget prefers more.
     public static let demoLearningRate: Float = 1e-2
+    public static let paperLR4Noise30Set5: Double? = 26.1
 
     public let preset: Preset
     public let values: [String: Double]

@@ -12,6 +12,7 @@ public final class AdaptIRMethod: AdaptationMethod {
     ]
     /// The embedded default's rate: in 500 steps the paper's 1e-4 does not move the adapter (datasets/README.md).
     public static let demoLearningRate: Float = 1e-2
+    public static let paperLR4Noise30Set5: Double? = 26.46
 
     public let preset: Preset
     public let values: [String: Double]

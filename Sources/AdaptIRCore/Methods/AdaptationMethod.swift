@@ -39,6 +39,9 @@ public protocol AdaptationMethod: LayerHooks {
     static var demoLearningRate: Float { get }
     /// Whether the adapted model equals the backbone before any step (a zero-initialised output path).
     static var identityAtInitialisation: Bool { get }
+    /// The method's Set5 Y-PSNR in the paper's LR4&Noise30 table (spec 6.1), for `compare`'s side-by-side ordering;
+    /// nil when the paper has no row for it.
+    static var paperLR4Noise30Set5: Double? { get }
 
     /// `values` holds every hyper-parameter of `hyperParameters`, validated (`MethodRegistry.resolve`).
     init(preset: Preset, values: [String: Double])
@@ -73,6 +76,14 @@ extension AdaptationMethod {
     public var reducer: BatchNormReducer? { get { nil } set {} }
     public func extraForwardFLOPs() -> Double { 0 }
     public static var identityAtInitialisation: Bool { true }
+    public static var paperLR4Noise30Set5: Double? { nil }
+
+    /// Whether `spec` is a trained tensor: a weight (never a buffer such as running statistics, nor a fixed
+    /// constant) that the method trains. The one rule the store, the config check, `inspect`, the allreduce
+    /// benchmark and checkpoints share.
+    public func trainsTensor(_ spec: ParameterSpec) -> Bool {
+        spec.role != .buffer && spec.role != .fixed && trains(spec)
+    }
 
     /// An integer hyper-parameter.
     public func int(_ name: String) -> Int {
@@ -140,7 +151,8 @@ public struct MethodChoice: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-func formatValue(_ v: Double) -> String {
+/// A hyper-parameter value as written in options and tables: whole numbers without a fraction (8, not 8.0).
+public func formatValue(_ v: Double) -> String {
     v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)
 }
 

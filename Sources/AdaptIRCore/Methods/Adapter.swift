@@ -14,6 +14,7 @@ public final class SequentialAdapter: AdaptationMethod {
     ]
     /// Adapters are trained at about 1e-3 in the PETL benchmarks; the short embedded budget prefers more.
     public static let demoLearningRate: Float = 3e-3
+    public static let paperLR4Noise30Set5: Double? = 25.6
 
     public let preset: Preset
     public let values: [String: Double]

@@ -23,6 +23,7 @@ public final class FacTMethod: AdaptationMethod {
     ]
     /// FacT trains at 1e-3 on VTAB; the short embedded budget prefers more.
     public static let demoLearningRate: Float = 3e-3
+    public static let paperLR4Noise30Set5: Double? = 25.7
 
     public let preset: Preset
     public let values: [String: Double]

@@ -4,6 +4,7 @@ public final class FrozenBackbone: AdaptationMethod {
     public static let summary = "the unadapted backbone (nothing trains; evaluation only)"
     public static let hyperParameters: [MethodHyperParameter] = []
     public static let demoLearningRate: Float = 0
+    public static let paperLR4Noise30Set5: Double? = 19.74
 
     public let preset: Preset
     public let values: [String: Double]

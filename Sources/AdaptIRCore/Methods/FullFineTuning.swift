@@ -6,6 +6,7 @@ public final class FullFineTuning: AdaptationMethod {
     public static let hyperParameters: [MethodHyperParameter] = []
     /// 1e-2 diverged at ipt; the recipe's 1e-4 is kept.
     public static let demoLearningRate: Float = 1e-4
+    public static let paperLR4Noise30Set5: Double? = 27.24
 
     public let preset: Preset
     public let values: [String: Double]

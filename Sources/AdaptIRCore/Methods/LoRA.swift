@@ -15,6 +15,7 @@ public final class LoRAMethod: AdaptationMethod {
     /// LoRA's own recipe for ViTs (e.g. the PETL benchmarks) trains at 1e-3; the short embedded budget at
     /// preset small prefers a larger one (docs/compare.md, the --lr-sweep there).
     public static let demoLearningRate: Float = 3e-3
+    public static let paperLR4Noise30Set5: Double? = 25.19
 
     public let preset: Preset
     public let values: [String: Double]

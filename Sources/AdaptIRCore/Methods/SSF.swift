@@ -9,6 +9,7 @@ public final class SSFMethod: AdaptationMethod {
     public static let hyperParameters: [MethodHyperParameter] = []
     /// SSF trains ViTs at 5e-3 to 1e-2 (its VTAB configs); the short embedded budget uses the top of that range.
     public static let demoLearningRate: Float = 1e-2
+    public static let paperLR4Noise30Set5: Double? = 25.41
     public static let identityAtInitialisation = false
 
     public let preset: Preset

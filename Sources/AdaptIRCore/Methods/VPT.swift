@@ -14,6 +14,7 @@ public final class VPTDeep: AdaptationMethod {
     /// VPT sweeps large rates for its prompts (its VTAB grid goes up to 50 with SGD); with AdamW on the short
     /// embedded budget 1e-2 is used.
     public static let demoLearningRate: Float = 1e-2
+    public static let paperLR4Noise30Set5: Double? = 24.11
     public static let identityAtInitialisation = false
 
     public let preset: Preset

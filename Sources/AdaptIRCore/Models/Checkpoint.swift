@@ -144,7 +144,7 @@ public struct CheckpointInfo {
             let shape = try f.shape(of: name)
             var role = "unknown"
             if let spec = specsByKey[key] {
-                let trains = method.map { spec.role != .buffer && spec.role != .fixed && $0.trains(spec) } ?? false
+                let trains = method.map { $0.trainsTensor(spec) } ?? false
                 role = trains ? "trainable" : spec.role.rawValue
             }
             entries.append((key, shape, role, specsByKey[key]?.owner ?? .backbone))

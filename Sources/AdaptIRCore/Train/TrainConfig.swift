@@ -30,12 +30,16 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var threads = 1
     /// Patches cut from each bundled training photo when packing them.
     public var patchesPerImage = 64
+    /// Packed validation patches (never the test images): the mean L1 loss on them, in eval mode, is written to
+    /// `val.csv` every `valEvery` steps, at step 0 and at the end. Empty: no validation.
+    public var valData = ""
+    public var valEvery = 0
 
     enum CodingKeys: String, CodingKey {
         case preset, method, task, backbone, steps, lr, gamma, seed, output, cache, threads, milestones
         case trainData = "train_data", testData = "test_data", globalBatch = "global_batch"
         case weightDecay = "weight_decay", syncBN = "sync_bn", checkpointEvery = "checkpoint_every", methodOptions = "method_options"
-        case patchesPerImage = "patches_per_image"
+        case patchesPerImage = "patches_per_image", valData = "val_data", valEvery = "val_every"
     }
 
     public init() {}
@@ -81,6 +85,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         cache = try c.decodeIfPresent(String.self, forKey: .cache) ?? d.cache
         threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? d.threads
         patchesPerImage = try c.decodeIfPresent(Int.self, forKey: .patchesPerImage) ?? d.patchesPerImage
+        valData = try c.decodeIfPresent(String.self, forKey: .valData) ?? d.valData
+        valEvery = try c.decodeIfPresent(Int.self, forKey: .valEvery) ?? d.valEvery
     }
 
     /// Checks every field; the error names the field and the value.
@@ -91,7 +97,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         do { m = try MethodRegistry.make(methodChoice, preset: p) } catch {
             throw bad(methodOptions.isEmpty ? "method" : "method_options", "\(error)")
         }
-        guard AdaptedIPT.parameterSpecs(preset: p, method: m).contains(where: { $0.role != .buffer && $0.role != .fixed && m.trains($0) }) else {
+        guard AdaptedIPT.parameterSpecs(preset: p, method: m).contains(where: m.trainsTensor) else {
             throw bad("method", "'\(method)' trains nothing (it is for evaluation); train with one of \(MethodRegistry.names.filter { $0 != method }.joined(separator: ", "))")
         }
         guard RestorationTask(rawValue: task) != nil else {
@@ -107,6 +113,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         guard threads >= 1 else { throw bad("threads", "must be >= 1, got \(threads)") }
         guard patchesPerImage >= 1 else { throw bad("patches_per_image", "must be >= 1, got \(patchesPerImage)") }
         guard !output.isEmpty else { throw bad("output", "must name a folder") }
+        guard valEvery >= 0 else { throw bad("val_every", "must be >= 0, got \(valEvery)") }
+        guard valEvery == 0 || !valData.isEmpty else { throw bad("val_every", "needs val_data (a packed validation file)") }
     }
 
     /// The backbone file to load, or nil for a random backbone. "auto": `ipt_<preset>_backbone.h5` in the bundled

@@ -71,6 +71,10 @@ public struct TrainingRunOptions {
     public var watchdogSeconds: Double = 300
     /// Called on rank 0 after every step (progress bar, logs).
     public var onStep: ((StepStats) -> Void)? = nil
+    /// Validation (every rank calls it, a collective): before the first step, every `validateEvery` steps and
+    /// after the last; rank 0 appends (step, loss) to `val.csv`, where step counts the steps done.
+    public var validator: Validator? = nil
+    public var validateEvery = 0
 
     public init(steps: Int, checkpointEvery: Int, outputDirectory: String) {
         self.steps = steps
@@ -80,6 +84,7 @@ public struct TrainingRunOptions {
 
     public var checkpointPath: String { (outputDirectory as NSString).appendingPathComponent("checkpoint.h5") }
     public var csvPath: String { (outputDirectory as NSString).appendingPathComponent("train.csv") }
+    public var validationCSVPath: String { (outputDirectory as NSString).appendingPathComponent("val.csv") }
 }
 
 /// The training loop around `Trainer`: steps until `steps` (continuing from the trainer's step after a resume),
@@ -99,6 +104,7 @@ public final class TrainingRun {
     }
 
     public static let csvHeader = "step,loss,lr,patches_per_s,forward_ms,backward_ms,allreduce_ms,optimizer_ms,bytes_reduced"
+    public static let validationCSVHeader = "step,val_loss"
 
     /// A resumed run continues the CSV of the run it resumes; rows of steps at or after the checkpoint's (steps the
     /// stopped run finished after its last checkpoint, which are run again) are dropped, so every step has one row.
@@ -131,6 +137,25 @@ public final class TrainingRun {
             try csv?.seekToEnd()
         }
         defer { try? csv?.close() }
+        var valCSV: FileHandle?
+        if root, options.validator != nil {
+            let path = options.validationCSVPath
+            if trainer.step == 0 || !FileManager.default.fileExists(atPath: path) {
+                try Data((TrainingRun.validationCSVHeader + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+            } else {
+                // A resumed run validates again at its first step; rows from there on are the stopped run's.
+                try TrainingRun.dropRows(ofCSV: path, fromStep: trainer.step)
+            }
+            valCSV = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            try valCSV?.seekToEnd()
+        }
+        defer { try? valCSV?.close() }
+        func validate() throws {
+            guard let v = options.validator else { return }
+            let loss = try v.loss(model: trainer.model, task: trainer.task)
+            valCSV?.write(Data(String(format: "%d,%.6f\n", trainer.step, loss).utf8))
+        }
+        if trainer.step == 0 || (options.validateEvery > 0 && trainer.step % options.validateEvery == 0) { try validate() }
         // The watchdog guards every collective of the loop (sync batch norm, loss, gradients, stop flag, the barrier
         // after a checkpoint), not only the start of a step: a rank stalled inside a step would otherwise hang the
         // others in the next allreduce.
@@ -156,6 +181,7 @@ public final class TrainingRun {
                 csv.write(Data((row + "\n").utf8))
             }
             if root { options.onStep?(stats) }
+            if (options.validateEvery > 0 && trainer.step % options.validateEvery == 0) || trainer.step == options.steps { try validate() }
             let stop = try comm.allreduceMax(Int64(StopRequest.shared.isRequested ? 1 : 0)) > 0
             let due = options.checkpointEvery > 0 && trainer.step % options.checkpointEvery == 0
             if stop || due || trainer.step == options.steps {
