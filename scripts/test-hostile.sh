@@ -112,12 +112,12 @@ open(path, 'wb').write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBB
 EOF
 }
 
-# expect_refusal CASE FILE-OR-FIELD TEXT OUTPUT: rc 1 (not a crash), one "adaptir-dist ..." line naming FILE-OR-FIELD
-# and containing TEXT, no OUTPUT and no temporary of it.
+# expect_refusal CASE FILE-OR-FIELD TEXT OUTPUT: rc 1, or 64 for a command-line usage error (not a crash), one
+# "adaptir-dist ..." line naming FILE-OR-FIELD and containing TEXT, no OUTPUT and no temporary of it.
 expect_refusal() {
     local name=$1 what=$2 text=$3 out=$4
     if crashed "$rc"; then fail "$name" "crashed, rc $rc"
-    elif [ "$rc" -ne 1 ]; then fail "$name" "rc $rc, expected 1"
+    elif [ "$rc" -ne 1 ] && [ "$rc" -ne 64 ]; then fail "$name" "rc $rc, expected 1 (or 64, a usage error)"
     elif ! has "$log" "$what"; then fail "$name" "the error does not name $what"
     elif ! has "$log" "$text"; then fail "$name" "no '$text' in the error"
     elif [ -e "$out" ]; then fail "$name" "$out was written"
@@ -251,8 +251,90 @@ disk_full_train() {
 case_disk_full_pack() { with_tmpfs disk-full-pack disk_full_pack; }
 case_disk_full_train() { train_data; with_tmpfs disk-full-train disk_full_train; }
 
+# Issue 14 item 5: a packed file or an adapter of another task.
+case_task_mismatch() {
+    local d=$work/task-mismatch; mkdir -p "$d"
+    "$bin" pack --task sr_2 --input "$samples" --output "$d/sr2.h5" --patches-per-image 2 >/dev/null 2>&1
+    "$bin" pack --task sr_4 --input "$samples" --output "$d/sr4.h5" --patches-per-image 2 >/dev/null 2>&1
+    run task-mismatch train --preset tiny --steps 1 --backbone '' --no-eval --task lr4_noise30 --train-data "$d/sr2.h5" --output r1
+    expect_refusal "task-mismatch scale" "sr2.h5" "packed for task 'sr_2' at scale 2; task lr4_noise30 needs scale 4" "$d/r1/checkpoint.h5"
+    run task-mismatch train --preset tiny --steps 1 --backbone '' --no-eval --task lr4_noise30 --train-data "$d/sr4.h5" --output r2
+    expect_refusal "task-mismatch degradation" "sr4.h5" "packed for task 'sr_4', the run's task is lr4_noise30" "$d/r2/checkpoint.h5"
+    run task-mismatch train --preset tiny --steps 1 --backbone '' --no-eval --task lr4_noise30 --train-data "$d/sr4.h5" --output r3 --allow-task-mismatch --global-batch 4
+    if [ "$rc" -ne 0 ] || ! has "$log" "--allow-task-mismatch"; then fail "task-mismatch override" "rc $rc, or no warning"; else pass "task-mismatch override" "rc 0 with a warning"; fi
+    # An adapter trained for sr_4 used for lr4_noise30 (same head, other degradation).
+    "$bin" train --preset small --steps 1 --no-eval --task sr_4 --train-data "$d/sr4.h5" --global-batch 4 --output "$d/a4" >/dev/null 2>&1
+    png "$d/t.png" 192 192; mkdir -p "$d/test"; mv "$d/t.png" "$d/test/"
+    run task-mismatch eval --backbone "$backbone" --adapter "$d/a4/checkpoint.h5" --task lr4_noise30 --test-data "$d/test" --output ev
+    expect_refusal "task-mismatch eval" "a4/checkpoint.h5" "adapter trained for task 'sr_4', not --task lr4_noise30" "$d/ev/results.md"
+}
+
+# Item 6: unknown, misspelt and duplicated YAML keys, values of the wrong type.
+case_yaml_keys() {
+    local d=$work/yaml-keys row yaml text; mkdir -p "$d"
+    for row in "learning_rate: 0.5|unknown key 'learning_rate' (line 1); did you mean 'lr'?" \
+               "stpes: 5|unknown key 'stpes' (line 1); did you mean 'steps'?" \
+               "steps: 5\\nlr: 0.1\\nsteps: 6|key 'steps' (line 3) appears twice (first on line 1)" \
+               "steps: abc|field 'steps': expected a whole number, got 'abc'" \
+               "sync_bn: maybe|field 'sync_bn': expected true or false, got 'maybe'" \
+               "- steps|the top level must be a mapping"; do
+        IFS='|' read -r yaml text <<<"$row"
+        printf '%b\n' "$yaml" >"$d/c.yaml"
+        run yaml-keys train --config "$d/c.yaml" --output run
+        expect_refusal "yaml-keys $yaml" "c.yaml" "$text" "$d/run/checkpoint.h5"
+    done
+}
+
+# Item 9: one-line messages for bad options and paths.
+case_bad_options() {
+    local d=$work/bad-options; mkdir -p "$d"
+    train_data
+    run bad-options train --watchdog nan --output r
+    expect_refusal "bad-options --watchdog nan" "--watchdog" "expected seconds >= 0" "$d/r/checkpoint.h5"
+    run bad-options train --watchdog=-1 --output r
+    expect_refusal "bad-options --watchdog=-1" "--watchdog" "expected seconds >= 0" "$d/r/checkpoint.h5"
+    run bad-options restore --backbone "$backbone" --task denoise_30 "$samples/coffee.png" out.jpg
+    expect_refusal "bad-options restore out.jpg" "out.jpg" "restore writes PNG" "$d/out.jpg"
+    run bad-options train --preset tiny --steps 1 --backbone '' --train-data "$work/train.h5" --test-data nowhere --output r
+    expect_refusal "bad-options missing --test-data" "nowhere" "no such test folder" "$d/r/results.md"
+    run bad-options train --preset tiny --steps 1 --backbone '' --no-eval --train-data "$work/train.h5" --output /proc/adaptir-run
+    expect_refusal "bad-options unwritable --output" "/proc/adaptir-run" "cannot create the output folder" "/proc/adaptir-run"
+    # --resume with fewer steps than the checkpoint's
+    "$bin" train --preset tiny --steps 3 --backbone '' --no-eval --train-data "$work/train.h5" --output "$d/r3" >/dev/null 2>&1
+    run bad-options train --preset tiny --steps 2 --backbone '' --no-eval --train-data "$work/train.h5" --output "$d/r3" --resume
+    expect_refusal "bad-options --resume --steps 2" "r3/checkpoint.h5" "is at step 3, beyond --steps 2" "$d/r3/none"
+}
+
+# Item 10: a checkpoint is not replaced without --resume or --force; one writer per output folder and pack output.
+case_lost_work() {
+    local d=$work/lost-work holder; mkdir -p "$d"
+    train_data
+    "$bin" train --preset tiny --steps 2 --backbone '' --no-eval --train-data "$work/train.h5" --output "$d/r" >/dev/null 2>&1
+    local before; before=$(sha256sum "$d/r/checkpoint.h5" | cut -c1-64)
+    run lost-work train --preset tiny --steps 2 --seed 1 --backbone '' --no-eval --train-data "$work/train.h5" --output "$d/r"
+    if [ "$rc" -ne 1 ] || ! has "$log" "checkpoint.h5 exists: continue that run with --resume, or start over with --force"; then fail "lost-work existing checkpoint" "rc $rc: $(tail -1 "$log")"
+    elif [ "$(sha256sum "$d/r/checkpoint.h5" | cut -c1-64)" != "$before" ]; then fail "lost-work existing checkpoint" "the checkpoint changed"
+    else pass "lost-work existing checkpoint" "rc 1, checkpoint unchanged: $(grep -m1 exists "$log" | cut -c1-140)"; fi
+    run lost-work train --preset tiny --steps 2 --seed 1 --backbone '' --no-eval --train-data "$work/train.h5" --output "$d/r" --force
+    if [ "$rc" -ne 0 ]; then fail "lost-work --force" "rc $rc"; else pass "lost-work --force" "rc 0, replaced"; fi
+    # Another run holds the folder (flock(1) takes the same lock a train would).
+    # setsid: the holder is a process group of its own, so killing it also ends the sleep that inherited the lock.
+    setsid flock "$d/r/.lock" sleep 20 & holder=$!
+    sleep 0.5
+    run lost-work train --preset tiny --steps 2 --backbone '' --no-eval --train-data "$work/train.h5" --output "$d/r" --force
+    expect_refusal "lost-work locked output" "output folder $d/r is in use by another run" "wait for it or choose another output" "$d/r/none"
+    setsid flock "$d/p.h5.lock" sleep 20 & local holder2=$!
+    sleep 0.5
+    run lost-work pack --task denoise_30 --input "$samples" --output "$d/p.h5"
+    expect_refusal "lost-work locked pack output" "pack output $d/p.h5 is in use by another run" "wait for it" "$d/p.h5"
+    kill -- -"$holder" -"$holder2" 2>/dev/null; wait "$holder" "$holder2" 2>/dev/null
+    run lost-work pack --task denoise_30 --input "$samples" --output "$d/p.h5" --patches-per-image 1
+    if [ "$rc" -ne 0 ] || [ -e "$d/p.h5.lock" ]; then fail "lost-work pack after the lock" "rc $rc or the lock file stayed"; else pass "lost-work pack after the lock" "rc 0, no lock file left"; fi
+}
+
 all="jpeg-bomb jpeg-header-too-large jpeg-cut-mid-scan max-pixels eval-small-images eval-only-small-images
-     restore-small-image train-eval-small-images pack-options disk-full-pack disk-full-train"
+     restore-small-image train-eval-small-images pack-options disk-full-pack disk-full-train task-mismatch yaml-keys
+     bad-options lost-work"
 only=${HOSTILE_ONLY:-$all}
 for name in ${only//,/ }; do
     fn="case_${name//-/_}"

@@ -326,9 +326,11 @@ struct Compare: ParsableCommand {
         try log.seekToEnd()
         process.standardOutput = log
         process.standardError = log
-        try process.run()
-        process.waitUntilExit()
+        try ChildProcess.shared.run(process)
         try? log.close()
+        if ChildProcess.shared.interrupted {
+            throw DataError(file: dir, message: "interrupted by a signal during run '\(method)' seed \(seed); run the same command again to continue (finished runs are reused)")
+        }
         guard process.terminationStatus == 0 else {
             let tail = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: " | ") ?? ""
             throw DataError(file: logPath, message: "run '\(method)' seed \(seed) exited with status \(process.terminationStatus): \(tail)")
@@ -473,5 +475,42 @@ struct Compare: ParsableCommand {
         guard (try? process.run()) != nil else { return false }
         process.waitUntilExit()
         return process.terminationStatus == 0
+    }
+}
+
+/// The run `compare` is waiting for. SIGINT/SIGTERM to `compare` are passed on to it (mpirun forwards them to the
+/// ranks, which checkpoint and exit), so stopping the comparison never leaves a training job behind.
+final class ChildProcess: @unchecked Sendable {
+    static let shared = ChildProcess()
+    private let lock = NSLock()
+    private var current: Process?
+    private var sources: [DispatchSourceSignal] = []
+    private var stopped = false
+
+    var interrupted: Bool { lock.lock(); defer { lock.unlock() }; return stopped }
+
+    func run(_ process: Process) throws {
+        lock.lock()
+        if sources.isEmpty {
+            for sig in [SIGINT, SIGTERM] {
+                signal(sig, SIG_IGN)
+                let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                s.setEventHandler { [weak self] in self?.interrupt() }
+                s.resume()
+                sources.append(s)
+            }
+        }
+        let already = stopped
+        if !already { current = process }
+        lock.unlock()
+        if already { return }
+        try process.run()
+        process.waitUntilExit()
+        lock.lock(); current = nil; lock.unlock()
+    }
+
+    private func interrupt() {
+        lock.lock(); stopped = true; let p = current; lock.unlock()
+        if let p, p.isRunning { p.terminate() }
     }
 }

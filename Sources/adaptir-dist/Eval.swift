@@ -32,12 +32,23 @@ func loadModel(backbone: String, adapter: String?) throws -> AdaptedIPT {
     return model
 }
 
+/// The task a training checkpoint was trained for (its stored run config), nil for files without one.
+func trainedTask(of path: String) -> String? {
+    guard let f = try? HDF5File.open(path) else { return nil }
+    defer { f.close() }
+    guard let text = (try? f.attributeString("config", on: "trainer")) ?? nil,
+          let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else { return nil }
+    return object["task"] as? String
+}
+
 /// The model options `eval` and `restore` share.
 struct ModelOptions: ParsableArguments {
     @Option(help: "Backbone checkpoint.") var backbone: String
     @Option(help: "Adapter checkpoint (omit for the bare backbone).") var adapter: String?
     @Option(help: "Task, e.g. lr4_noise30, sr_4, denoise_30 (selects the head, query, tail, scale and metric).") var task: String
     @Option(help: "OpenBLAS threads.") var threads: Int = 1
+    @Flag(name: .customLong("allow-task-mismatch"), help: "Use an adapter trained for another task than --task (refused otherwise).")
+    var allowTaskMismatch = false
     @Option(name: .customLong("max-pixels"), help: "Refuse an image whose header claims more than this many pixels (width x height), before decoding it; 1...\(maxImagePixelsRange.upperBound).")
     var maxPixels: Int = defaultMaxImagePixels
 
@@ -50,6 +61,9 @@ struct ModelOptions: ParsableArguments {
     /// The task, with the numeric set-up done and the model loaded.
     func prepare() throws -> (RestorationTask, AdaptedIPT) {
         guard let t = RestorationTask(rawValue: task) else { throw ValidationError("--task: unknown task '\(task)'") }
+        if let adapter, let trained = trainedTask(of: adapter), trained != t.rawValue, !allowTaskMismatch {
+            throw ValidationError("\(adapter): adapter trained for task '\(trained)', not --task \(t.rawValue) (pass --allow-task-mismatch to use it anyway)")
+        }
         BLAS.threads = threads
         Runtime.flushDenormalsOnThisThread()
         return (t, try loadModel(backbone: backbone, adapter: adapter))
@@ -93,6 +107,12 @@ struct Restore: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @Argument(help: "Input image (PNG, JPEG or BMP).") var input: String
     @Argument(help: "Output PNG.") var output: String
+
+    func validate() throws {
+        guard (output as NSString).pathExtension.lowercased() == "png" else {
+            throw ValidationError("\(output): restore writes PNG; name the output file .png")
+        }
+    }
 
     func run() throws {
         let (t, model) = try self.model.prepare()

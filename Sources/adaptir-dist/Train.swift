@@ -45,11 +45,20 @@ struct Train: ParsableCommand {
     @Option(help: "Seconds a rank may wait for the others at a step or collective before the job ends with a report of the late ranks (0: off).")
     var watchdog: Double = 300
     @Flag(help: "Continue from OUTPUT/checkpoint.h5.") var resume = false
+    @Flag(help: "Start a new run in an --output folder that holds a checkpoint, replacing it (refused otherwise).") var force = false
+    @Flag(name: .customLong("allow-task-mismatch"), help: "Train on a packed file of another task with the same scale (refused otherwise).")
+    var allowTaskMismatch = false
     @Flag(name: .customLong("no-eval"), help: "Skip the evaluation before and after.") var noEval = false
     @Flag(name: .customLong("no-eval-before"), help: "Skip the evaluation of the unadapted backbone (its scores are the same for every run on one backbone).") var noEvalBefore = false
 
     /// Neither a config file nor data: the embedded demonstration (`TrainConfig.embeddedDefault(method:)`).
     var isEmbeddedDefault: Bool { config == nil && trainData == nil }
+
+    func validate() throws {
+        guard watchdog.isFinite, watchdog >= 0 else {
+            throw ValidationError("--watchdog: expected seconds >= 0 (0: off), got \(watchdog)")
+        }
+    }
 
     func resolvedConfig() throws -> TrainConfig {
         var c = isEmbeddedDefault ? TrainConfig.embeddedDefault(method: method ?? TrainConfig().method) : TrainConfig()
@@ -57,8 +66,8 @@ struct Train: ParsableCommand {
             guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
                 throw ValidationError("\(config): cannot read the config file")
             }
-            do { c = try YAMLDecoder().decode(TrainConfig.self, from: text) } catch {
-                throw ValidationError("\(config): not a valid config: \(String(describing: error).split(separator: "\n").first ?? "")")
+            do { c = try decodeConfigYAML(text) } catch {
+                throw ValidationError("\(config): \(error)")
             }
         }
         if let preset { c.preset = preset }
@@ -94,7 +103,8 @@ struct Train: ParsableCommand {
                   + "(a demonstration; the paper's recipe, lr 1e-4, applies with --config or --train-data)")
         }
         do {
-            try TrainingJob(config: config, comm: comm, resume: resume, evaluate: !noEval, evaluateBefore: !noEvalBefore, watchdog: watchdog).run()
+            try TrainingJob(config: config, comm: comm, resume: resume, evaluate: !noEval, evaluateBefore: !noEvalBefore, watchdog: watchdog,
+                            force: force, allowTaskMismatch: allowTaskMismatch, archiveExisting: isEmbeddedDefault && output == nil).run()
         } catch {
             let line = "adaptir-dist train: rank \(comm.rank): \(error)\n"
             FileHandle.standardError.write(Data(line.utf8))
@@ -113,6 +123,18 @@ struct TrainingJob {
     let evaluate: Bool
     var evaluateBefore = true
     let watchdog: Double
+    var force = false
+    var allowTaskMismatch = false
+    /// The embedded default moves a previous run out of the way (to OUTPUT_archived_TIME, as BasicSR does) instead
+    /// of refusing: `make run` twice must work and lose nothing.
+    var archiveExisting = false
+
+    static func timestamp() -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd_HHmmss"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: Date())
+    }
 
     func log(_ s: String) { if comm.isRoot { FileHandle.standardOutput.write(Data((s + "\n").utf8)) } }
 
@@ -125,8 +147,36 @@ struct TrainingJob {
         // Before anything derived from the config (the packed data's name, the backbone file), so a rank with another
         // seed or preset is reported as a config mismatch instead of failing on a file of its own.
         try checkConfigAgrees()
+        // One run per output folder: rank 0 holds the lock for the job's lifetime, and refuses to replace a checkpoint
+        // unless told to resume it or to start over.
+        var lock: FileLock?
+        if comm.isRoot {
+            do { try FileManager.default.createDirectory(atPath: config.output, withIntermediateDirectories: true) } catch {
+                throw DataError(file: config.output, message: "cannot create the output folder: \((error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription)")
+            }
+            guard access(config.output, W_OK) == 0 else {
+                throw DataError(file: config.output, message: "the output folder is not writable: \(String(cString: strerror(errno)))")
+            }
+            lock = try FileLock(path: (config.output as NSString).appendingPathComponent(".lock"), what: "output folder \(config.output)")
+            let checkpoint = (config.output as NSString).appendingPathComponent("checkpoint.h5")
+            if !resume && FileManager.default.fileExists(atPath: checkpoint) {
+                if archiveExisting {
+                    let archived = config.output + "_archived_" + TrainingJob.timestamp()
+                    lock = nil
+                    try FileManager.default.moveItem(atPath: config.output, toPath: archived)
+                    try FileManager.default.createDirectory(atPath: config.output, withIntermediateDirectories: true)
+                    lock = try FileLock(path: (config.output as NSString).appendingPathComponent(".lock"), what: "output folder \(config.output)")
+                    log("the previous run in \(config.output) was moved to \(archived)")
+                } else if !force {
+                    throw TrainingError.configuration("\(checkpoint) exists: continue that run with --resume, or start over with --force (it is replaced), or choose another --output")
+                }
+            }
+        }
+        defer { withExtendedLifetime(lock) {} }
+        try comm.barrier()
 
         let dataPath = try prepareTrainingData(task: task)
+        try checkDataTask(dataPath, task: task)
         let model = try AdaptedIPT(preset: preset, choice: config.methodChoice, seed: config.seed)
         if let path = config.resolvedBackbone {
             try Checkpoint.load(path, into: model, part: .backbone)
@@ -154,6 +204,10 @@ struct TrainingJob {
             if comm.isRoot {
                 let stored = try TrainingCheckpoint.load(options.checkpointPath, into: trainer).config
                 try checkResumable(storedConfig: stored, checkpoint: options.checkpointPath)
+                if trainer.step > config.steps {
+                    throw TrainingError.configuration("\(options.checkpointPath) is at step \(trainer.step), beyond --steps \(config.steps): pass --steps above \(trainer.step) to continue it")
+                }
+                if trainer.step == config.steps { log("--resume: the checkpoint already finished all \(config.steps) steps; nothing to train") }
             }
             log("resuming from \(options.checkpointPath)")
         } else if resume {
@@ -244,6 +298,21 @@ struct TrainingJob {
         }
         try comm.barrier()
         return path
+    }
+
+    /// The packed file must hold the run's task: another scale cannot train at all, another degradation at the same
+    /// scale would train silently on the wrong inputs (allowed only with --allow-task-mismatch).
+    func checkDataTask(_ path: String, task: RestorationTask) throws {
+        let file = try PatchFile.open(path)
+        guard file.scale == task.scale else {
+            throw DataError(file: path, message: "packed for task '\(file.task)' at scale \(file.scale); task \(task.rawValue) needs scale \(task.scale) (pack it with --task \(task.rawValue))")
+        }
+        if file.task != task.rawValue {
+            guard allowTaskMismatch else {
+                throw DataError(file: path, message: "packed for task '\(file.task)', the run's task is \(task.rawValue) (pack it with --task \(task.rawValue), or pass --allow-task-mismatch to train on it anyway)")
+            }
+            log("warning: \(path) was packed for task '\(file.task)'; training task \(task.rawValue) on it (--allow-task-mismatch)")
+        }
     }
 
     /// All ranks must run the same config: a mismatch names the ranks that differ from rank 0 and the fields.
@@ -339,4 +408,62 @@ final class ProgressBar {
     }
 
     func finish() { if tty { FileHandle.standardError.write(Data("\n".utf8)) } }
+}
+
+/// A YAML config, strictly: the top level must be a mapping whose keys are `TrainConfig.keys`, each at most once;
+/// an unknown key is refused with the closest known one, a value of the wrong type with the value itself.
+func decodeConfigYAML(_ text: String) throws -> TrainConfig {
+    struct ConfigError: Error, CustomStringConvertible { let description: String }
+    let node: Node?
+    do { node = try Yams.compose(yaml: text) } catch {
+        throw ConfigError(description: "not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
+    }
+    guard let node else { return TrainConfig() }   // an empty file: the defaults
+    guard let mapping = node.mapping else { throw ConfigError(description: "the top level must be a mapping of keys to values (key: value lines)") }
+    var seen: [String: Int] = [:]
+    var values: [String: Node] = [:]
+    for (k, v) in mapping {
+        let key = k.string ?? "\(k)"
+        let line = (k.mark?.line).map { " (line \($0))" } ?? ""
+        if let first = seen[key] {
+            throw ConfigError(description: "key '\(key)'\(line) appears twice (first on line \(first)); keep one")
+        }
+        seen[key] = k.mark?.line ?? 0
+        guard TrainConfig.keys.contains(key) else {
+            let hint = TrainConfig.suggestion(for: key).map { "; did you mean '\($0)'?" } ?? "; known keys: \(TrainConfig.keys.sorted().joined(separator: ", "))"
+            throw ConfigError(description: "unknown key '\(key)'\(line)\(hint)")
+        }
+        values[key] = v
+    }
+    do { return try YAMLDecoder().decode(TrainConfig.self, from: text) } catch let DecodingError.typeMismatch(type, context) {
+        throw ConfigError(description: fieldMessage(context, expected: "\(type)", values: values))
+    } catch let DecodingError.dataCorrupted(context) {
+        throw ConfigError(description: fieldMessage(context, expected: nil, values: values))
+    } catch let DecodingError.valueNotFound(type, context) {
+        throw ConfigError(description: fieldMessage(context, expected: "\(type)", values: values))
+    } catch {
+        throw ConfigError(description: "not a valid config: \(String(describing: error).split(separator: "\n").first ?? "")")
+    }
+}
+
+/// "field 'steps': expected a whole number (Int), got 'abc'" from a decoding error's path and the YAML value.
+private func fieldMessage(_ context: DecodingError.Context, expected: String?, values: [String: Node]) -> String {
+    let path = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }
+    var value: Node? = path.first.flatMap { values[$0] }
+    for k in path.dropFirst() { value = value?.mapping?[k] ?? Int(k).flatMap { i in value?.sequence.flatMap { i < $0.count ? $0[i] : nil } } }
+    let shown = value.map { v -> String in
+        if let s = v.scalar?.string { return "'\(s)'" }
+        return v.sequence != nil ? "a list" : v.mapping != nil ? "a mapping" : "\(v)"
+    } ?? "nothing"
+    let kind: String
+    switch expected ?? "" {
+    case "Int", "UInt64": kind = "a whole number"
+    case "Float", "Double": kind = "a number"
+    case "Bool": kind = "true or false"
+    case "String": kind = "a string"
+    case let t where t.hasPrefix("Array"): kind = "a list"
+    case let t where t.hasPrefix("Dictionary"): kind = "a mapping"
+    default: kind = expected.map { "a value of type \($0)" } ?? "a valid value"
+    }
+    return "field '\(path.joined(separator: "."))': expected \(kind), got \(shown)"
 }

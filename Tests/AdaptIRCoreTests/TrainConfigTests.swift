@@ -90,4 +90,14 @@ final class TrainConfigTests: XCTestCase {
             }
         }
     }
+
+    /// Unknown YAML keys get the closest known one: an alias users bring from PyTorch/BasicSR, or a near spelling.
+    func testUnknownKeysGetTheClosestKnownOne() {
+        XCTAssertEqual(TrainConfig.suggestion(for: "learning_rate"), "lr")
+        XCTAssertEqual(TrainConfig.suggestion(for: "batch_size"), "global_batch")
+        XCTAssertEqual(TrainConfig.suggestion(for: "stpes"), "steps")
+        XCTAssertEqual(TrainConfig.suggestion(for: "val_evry"), "val_every")
+        XCTAssertNil(TrainConfig.suggestion(for: "completely_unrelated"))
+        XCTAssertTrue(Set(["lr", "steps", "method_options", "val_data", "val_every"]).isSubset(of: Set(TrainConfig.keys)))
+    }
 }

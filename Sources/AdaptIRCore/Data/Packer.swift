@@ -150,6 +150,10 @@ public enum Packer {
                 throw DataError(file: "--image-size", message: "\(o.imageSize) must be a multiple of the scale \(scale) and at least --patch-size times the scale, \(o.patchSize * scale)")
             }
         }
+        // One writer per output: two packs to one new file would both pass the existence check. The lock file is
+        // removed after the output is renamed into place, so a pack that took the lock after us sees the output.
+        let lock = try FileLock(path: o.output + ".lock", what: "pack output \(o.output)")
+        defer { unlink(lock.path); withExtendedLifetime(lock) {} }
         if FileManager.default.fileExists(atPath: o.output) && !o.force {
             throw DataError(file: o.output, message: "output exists (use --force to overwrite)")
         }

@@ -62,7 +62,14 @@ public struct Evaluator {
         guard let degradation = Degradation.forTask(task.rawValue) else {
             throw DataError(file: folder, message: "task \(task.rawValue) needs paired test data, not clean images")
         }
-        let names = try FileManager.default.contentsOfDirectory(atPath: folder)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw DataError(file: folder, message: "no such test folder")
+        }
+        guard let listing = try? FileManager.default.contentsOfDirectory(atPath: folder) else {
+            throw DataError(file: folder, message: "cannot list the test folder: \(String(cString: strerror(errno)))")
+        }
+        let names = listing
             .filter { ["png", "jpg", "jpeg", "bmp"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
         guard !names.isEmpty else { throw DataError(file: folder, message: "no test images (png, jpg, bmp)") }
         var pairs: [(name: String, lq: RGBImage, gt: RGBImage)] = []

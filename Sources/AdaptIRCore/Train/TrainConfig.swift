@@ -35,7 +35,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var valData = ""
     public var valEvery = 0
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case preset, method, task, backbone, steps, lr, gamma, seed, output, cache, threads, milestones
         case trainData = "train_data", testData = "test_data", globalBatch = "global_batch"
         case weightDecay = "weight_decay", syncBN = "sync_bn", checkpointEvery = "checkpoint_every", methodOptions = "method_options"
@@ -43,6 +43,40 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     }
 
     public init() {}
+
+    /// The keys a YAML config may hold.
+    public static var keys: [String] { CodingKeys.allCases.map(\.rawValue) }
+
+    /// Names users reach for that mean a key of ours (PyTorch / BasicSR habits).
+    static let aliases: [String: String] = [
+        "learning_rate": "lr", "base_lr": "lr", "batch_size": "global_batch", "batch": "global_batch",
+        "iterations": "steps", "iters": "steps", "total_iter": "steps", "max_steps": "steps", "wd": "weight_decay",
+        "train": "train_data", "test": "test_data", "val": "val_data", "save_dir": "output", "output_dir": "output",
+        "checkpoint_freq": "checkpoint_every", "save_checkpoint_freq": "checkpoint_every", "num_threads": "threads",
+    ]
+
+    /// The known key closest to an unknown one: an alias, else the nearest by edit distance (at most a third of
+    /// the name's length, at least 2); nil when nothing is close.
+    public static func suggestion(for key: String) -> String? {
+        if let a = aliases[key.lowercased()] { return a }
+        func distance(_ a: [Character], _ b: [Character]) -> Int {
+            var row = Array(0...b.count)
+            for i in 1...max(a.count, 1) where !a.isEmpty {
+                var prev = row[0]
+                row[0] = i
+                for j in 1...max(b.count, 1) where !b.isEmpty {
+                    let cur = row[j]
+                    row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
+                    prev = cur
+                }
+            }
+            return row[b.count]
+        }
+        let k = Array(key.lowercased())
+        let best = keys.map { ($0, distance(k, Array($0))) }.min { $0.1 < $1.1 }
+        guard let best, best.1 <= max(2, key.count / 3) else { return nil }
+        return best.0
+    }
 
     /// `adaptir-dist train` with neither `--config` nor `--train-data`: the embedded default, a short demonstration
     /// on the bundled photos and the bundled small backbone, 500 steps on 256 patches per photo. The fields above
