@@ -332,9 +332,18 @@ case_lost_work() {
     if [ "$rc" -ne 0 ] || [ -e "$d/p.h5.lock" ]; then fail "lost-work pack after the lock" "rc $rc or the lock file stayed"; else pass "lost-work pack after the lock" "rc 0, no lock file left"; fi
 }
 
+# Item 8: --verify-data recomputes the pixel hash before training (the attributes' hash is checked at every open:
+# PatchFileTests.testEditedAttributesFailAtOpen).
+case_verify_data() {
+    train_data
+    run verify-data train --preset tiny --steps 1 --backbone '' --no-eval --train-data "$work/train.h5" --output run --verify-data
+    if [ "$rc" -ne 0 ] || ! has "$log" "--verify-data: content_sha256 of $work/train.h5 matches its pixels"; then fail verify-data "rc $rc: $(tail -1 "$log")"
+    else pass verify-data "rc 0: $(grep -m1 -- '--verify-data' "$log" | cut -c1-120)"; fi
+}
+
 all="jpeg-bomb jpeg-header-too-large jpeg-cut-mid-scan max-pixels eval-small-images eval-only-small-images
      restore-small-image train-eval-small-images pack-options disk-full-pack disk-full-train task-mismatch yaml-keys
-     bad-options lost-work"
+     bad-options lost-work verify-data"
 only=${HOSTILE_ONLY:-$all}
 for name in ${only//,/ }; do
     fn="case_${name//-/_}"

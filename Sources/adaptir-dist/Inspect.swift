@@ -124,6 +124,8 @@ enum PatchFileSummary {
             print("\(path): patch file v\(PatchFile.formatVersion), kind \(p.kind.rawValue), task \(p.task), scale \(p.scale), \(shape)")
             print("degradation \(p.degradation), seed \(p.seed), \(p.sources.count) sources")
             print("content_sha256 \(p.contentSHA256)")
+            print(p.headerSHA256.map { "header_sha256 \($0) (matches the attributes; checked at every open)" }
+                  ?? "header_sha256: none (packed by an older version: the attributes are not covered by a hash; pack again to add it)")
             if verify {
                 try p.verify()
                 print("verified: content_sha256 matches the pixel data")

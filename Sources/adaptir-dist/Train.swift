@@ -48,6 +48,8 @@ struct Train: ParsableCommand {
     @Flag(help: "Start a new run in an --output folder that holds a checkpoint, replacing it (refused otherwise).") var force = false
     @Flag(name: .customLong("allow-task-mismatch"), help: "Train on a packed file of another task with the same scale (refused otherwise).")
     var allowTaskMismatch = false
+    @Flag(name: .customLong("verify-data"), help: "Recompute the training file's pixel hash (content_sha256) before training; the attributes' hash is checked at every open anyway.")
+    var verifyData = false
     @Flag(name: .customLong("no-eval"), help: "Skip the evaluation before and after.") var noEval = false
     @Flag(name: .customLong("no-eval-before"), help: "Skip the evaluation of the unadapted backbone (its scores are the same for every run on one backbone).") var noEvalBefore = false
 
@@ -104,7 +106,8 @@ struct Train: ParsableCommand {
         }
         do {
             try TrainingJob(config: config, comm: comm, resume: resume, evaluate: !noEval, evaluateBefore: !noEvalBefore, watchdog: watchdog,
-                            force: force, allowTaskMismatch: allowTaskMismatch, archiveExisting: isEmbeddedDefault && output == nil).run()
+                            force: force, allowTaskMismatch: allowTaskMismatch, archiveExisting: isEmbeddedDefault && output == nil,
+                            verifyData: verifyData).run()
         } catch {
             let line = "adaptir-dist train: rank \(comm.rank): \(error)\n"
             FileHandle.standardError.write(Data(line.utf8))
@@ -128,6 +131,8 @@ struct TrainingJob {
     /// The embedded default moves a previous run out of the way (to OUTPUT_archived_TIME, as BasicSR does) instead
     /// of refusing: `make run` twice must work and lose nothing.
     var archiveExisting = false
+    /// Recompute the training file's pixel hash before training (`train --verify-data`).
+    var verifyData = false
 
     static func timestamp() -> String {
         let f = DateFormatter()
@@ -186,7 +191,17 @@ struct TrainingJob {
         }
         let reader = try PatchReader(path: dataPath, ranks: comm.size, rank: comm.rank, batchSize: config.globalBatch / comm.size,
                                      seed: config.seed, dropLastBatch: true)
-        try checkRanksAgree(model: model, dataHash: (try? PatchFile.open(dataPath).contentSHA256) ?? "")
+        let dataFile = try PatchFile.open(dataPath)
+        if verifyData {
+            // The pixel hash needs a read of the whole file: rank 0 does it while the others wait.
+            if comm.isRoot {
+                let t = monotonicSeconds()
+                try dataFile.verify()
+                log(String(format: "--verify-data: content_sha256 of %@ matches its pixels (%.1f s)", dataPath, monotonicSeconds() - t))
+            }
+            try comm.barrier()
+        }
+        try checkRanksAgree(model: model, dataHash: dataFile.contentSHA256 + (dataFile.headerSHA256 ?? ""))
         let trainer = try Trainer(model: model, comm: comm, task: task.iptTask, globalBatch: config.globalBatch,
                                   totalSteps: config.steps, lr: config.lr, weightDecay: config.weightDecay,
                                   milestones: config.milestones, gamma: config.gamma, syncBatchNorm: config.syncBN)

@@ -102,4 +102,16 @@ final class PatchFileTests: XCTestCase {
         try HDF5File.open(s, readOnly: false).setAttribute("content_sha256", "xyz")
         expectOpenError(s, "attribute 'content_sha256'")
     }
+
+    /// Issue 14 item 8: an edited attribute (here the task, sr_2 -> sr_3, or the degradation) fails at open, before
+    /// any training, through header_sha256; the pixel hash alone did not cover it.
+    func testEditedAttributesFailAtOpen() throws {
+        XCTAssertNotNil(try PatchFile.open(packed).headerSHA256)
+        let t = try copy("task.h5")
+        try HDF5File.open(t, readOnly: false).setAttribute("task", "sr_3")
+        expectOpenError(t, "attribute 'header_sha256': the attributes changed after packing")
+        let d = try copy("degradation.h5")
+        try HDF5File.open(d, readOnly: false).setAttribute("degradation", "{}")
+        expectOpenError(d, "attribute 'header_sha256'")
+    }
 }

@@ -8,7 +8,8 @@ import Foundation
 /// to the input folder, sorted), `count`, `content_sha256`; kind "images" also `image_size` S.
 /// - kind "patches": uint8 datasets `gt` [N, 48s, 48s, 3] and `lq` [N, 48, 48, 3], HWC RGB, one patch per chunk.
 /// - kind "images": uint8 dataset `images` [M, S, S, 3] of clean sub-images, degraded on the fly at training time.
-/// `content_sha256` = SHA-256 over the raw bytes of `gt` then `lq` (or of `images`) in dataset order, as stored.
+/// `content_sha256` = SHA-256 over the raw bytes of `gt` then `lq` (or of `images`) in dataset order, as stored;
+/// `header_sha256` = SHA-256 of the other attributes (`headerHash`), checked whenever the file is opened.
 ///
 /// Not thread-safe (one HDF5 file handle): open one `PatchFile` per reading thread.
 public final class PatchFile {
@@ -34,6 +35,8 @@ public final class PatchFile {
     /// Number of patch pairs (kind patches) or sub-images (kind images).
     public let count: Int
     public let contentSHA256: String
+    /// SHA-256 of the attributes (`headerHash`), checked at every open; nil in files packed before it existed.
+    public let headerSHA256: String?
     public let seed: Int
     /// The degradation parameters as JSON.
     public let degradation: String
@@ -47,9 +50,10 @@ public final class PatchFile {
     public var imageBytes: Int { (imageSize ?? 0) * (imageSize ?? 0) * 3 }
 
     private init(path: String, file: HDF5File, kind: Kind, task: String, scale: Int, patchSize: Int, imageSize: Int?,
-                 count: Int, sha: String, seed: Int, degradation: String, sources: [String]) {
+                 count: Int, sha: String, headerSHA: String?, seed: Int, degradation: String, sources: [String]) {
         self.path = path; self.file = file; self.kind = kind; self.task = task; self.scale = scale
         self.patchSize = patchSize; self.imageSize = imageSize; self.count = count; self.contentSHA256 = sha
+        self.headerSHA256 = headerSHA
         self.seed = seed; self.degradation = degradation; self.sources = sources
     }
 
@@ -121,9 +125,31 @@ public final class PatchFile {
             imageSize = s
             try checkShape("images", [count, s, s, 3])
         }
+        // The attributes say what the pixels are (task, scale, degradation): an edited one would train silently on
+        // the wrong task, so their hash is checked at every open (cheap: no pixel is read).
+        let storedHeader: String?
+        do { storedHeader = try f.attributeString("header_sha256") } catch let e as HDF5Error { throw bad("attribute 'header_sha256'", e.message) }
+        if let storedHeader {
+            let computed = headerHash(version: version, kind: kind, task: task, scale: scale, patchSize: patchSize, imageSize: imageSize,
+                                      count: count, contentSHA256: sha, seed: seed, degradation: degradation, sources: sourcesJSON)
+            guard computed == storedHeader else {
+                throw bad("attribute 'header_sha256'", "the attributes changed after packing (stored \(storedHeader.prefix(12))..., computed \(computed.prefix(12))...): an edited task, scale, count or degradation; pack the file again")
+            }
+        }
         return PatchFile(path: path, file: f, kind: kind, task: task, scale: scale, patchSize: patchSize,
-                         imageSize: imageSize, count: count, sha: sha, seed: seed, degradation: degradation,
+                         imageSize: imageSize, count: count, sha: sha, headerSHA: storedHeader, seed: seed, degradation: degradation,
                          sources: sources)
+    }
+
+    /// SHA-256 of every attribute but itself, as canonical text (one `name=value` line each, in this order).
+    static func headerHash(version: Int, kind: Kind, task: String, scale: Int, patchSize: Int, imageSize: Int?, count: Int,
+                           contentSHA256: String, seed: Int, degradation: String, sources: String) -> String {
+        var lines = ["format_version=\(version)", "kind=\(kind.rawValue)", "task=\(task)", "scale=\(scale)", "patch_size=\(patchSize)"]
+        if let imageSize { lines.append("image_size=\(imageSize)") }
+        lines += ["count=\(count)", "content_sha256=\(contentSHA256)", "seed=\(seed)", "degradation=\(degradation)", "sources=\(sources)"]
+        var h = SHA256()
+        h.update(Array((lines.joined(separator: "\n") + "\n").utf8))
+        return h.finalizeHex()
     }
 
     /// Reads patch pairs `range` (kind patches): `lq` receives `range.count * lqPatchBytes` bytes, `gt`
@@ -296,6 +322,10 @@ extension PatchFile {
         try f.setAttribute("sources", String(decoding: sources, as: UTF8.self))
         try f.setAttribute("count", count)
         try f.setAttribute("content_sha256", sha)
+        let sourcesText = String(decoding: sources, as: UTF8.self)
+        try f.setAttribute("header_sha256", headerHash(version: formatVersion, kind: h.kind, task: h.task, scale: h.scale, patchSize: h.patchSize,
+                                                       imageSize: h.kind == .images ? h.imageSize : nil, count: count, contentSHA256: sha,
+                                                       seed: h.seed, degradation: h.degradation, sources: sourcesText))
         return (count, sha)
     }
 }
