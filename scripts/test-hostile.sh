@@ -37,6 +37,8 @@ work="${HOSTILE_WORKDIR:-$repo/.build/hostile-tests}"
 limit=120         # seconds before timeout(1) ends a command (no case comes close)
 
 export OPENBLAS_NUM_THREADS=1
+# mpirun as root (containers, CI) needs both (the kind-images case runs 2 ranks).
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 if [ ! -x "$bin" ]; then
     echo "test-hostile: $bin not found; build it first (swift build -c release)" >&2
@@ -341,9 +343,24 @@ case_verify_data() {
     else pass verify-data "rc 0: $(grep -m1 -- '--verify-data' "$log" | cut -c1-120)"; fi
 }
 
+# Item 7: a --kind images file trains with the task's degradation applied on the fly, the same on 1 and 2 ranks.
+case_kind_images() {
+    local d=$work/kind-images; mkdir -p "$d"
+    "$bin" pack --task lr4_noise30 --input "$samples" --kind images --output "$d/img.h5" >/dev/null 2>&1
+    run kind-images train --preset tiny --steps 2 --global-batch 4 --backbone '' --no-eval --train-data "$d/img.h5" --output one
+    local rc1=$rc
+    ( cd "$d" && timeout --kill-after=10 "$limit" mpirun -n 2 --bind-to none "$bin" train --preset tiny --steps 2 --global-batch 4 \
+        --backbone '' --no-eval --train-data "$d/img.h5" --output two >two.log 2>&1 )
+    local rc2=$? l1 l2
+    l1=$(awk -F, 'NR>1{printf "%s ", $2}' "$d/one/train.csv" 2>/dev/null); l2=$(awk -F, 'NR>1{printf "%s ", $2}' "$d/two/train.csv" 2>/dev/null)
+    if [ "$rc1" -ne 0 ] || [ "$rc2" -ne 0 ]; then fail kind-images "rc $rc1 (1 rank), $rc2 (2 ranks): $(tail -1 "$log")"
+    elif [ -z "$l1" ] || [ "$l1" != "$l2" ]; then fail kind-images "losses differ: 1 rank '$l1', 2 ranks '$l2'"
+    else pass kind-images "rc 0 on 1 and 2 ranks, same losses: $l1"; fi
+}
+
 all="jpeg-bomb jpeg-header-too-large jpeg-cut-mid-scan max-pixels eval-small-images eval-only-small-images
      restore-small-image train-eval-small-images pack-options disk-full-pack disk-full-train task-mismatch yaml-keys
-     bad-options lost-work verify-data"
+     bad-options lost-work verify-data kind-images"
 only=${HOSTILE_ONLY:-$all}
 for name in ${only//,/ }; do
     fn="case_${name//-/_}"

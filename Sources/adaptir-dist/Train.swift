@@ -190,7 +190,7 @@ struct TrainingJob {
             log("warning: no backbone file (\(config.backbone.isEmpty ? "none given" : DataLocations.current.searched("ipt_\(preset.name)_backbone.h5"))): the backbone is randomly initialised, results are meaningless (speed tests only)")
         }
         let reader = try PatchReader(path: dataPath, ranks: comm.size, rank: comm.rank, batchSize: config.globalBatch / comm.size,
-                                     seed: config.seed, dropLastBatch: true)
+                                     seed: config.seed, dropLastBatch: true, degrade: TrainingJob.onTheFly(task))
         let dataFile = try PatchFile.open(dataPath)
         if verifyData {
             // The pixel hash needs a read of the whole file: rank 0 does it while the others wait.
@@ -210,7 +210,7 @@ struct TrainingJob {
         options.dataSeed = config.seed
         options.watchdogSeconds = watchdog
         if !config.valData.isEmpty {
-            let v = try Validator(path: config.valData, comm: comm)
+            let v = try Validator(path: config.valData, comm: comm, degrade: TrainingJob.onTheFly(task))
             options.validator = v
             options.validateEvery = config.valEvery
             log("validation \(config.valData): \(v.count) patches every \(config.valEvery) steps -> \(options.validationCSVPath)")
@@ -313,6 +313,14 @@ struct TrainingJob {
         }
         try comm.barrier()
         return path
+    }
+
+    /// The degradation of a `--kind images` file, applied to each clean crop as it is read (random crop, flip/rotation,
+    /// then the task's synthetic degradation), with noise from the sample's Philox stream: the same pixels for a
+    /// sample whatever the number of ranks. nil for tasks without a synthetic degradation (real pairs).
+    static func onTheFly(_ task: RestorationTask) -> DegradeFunction? {
+        guard let d = Degradation.forTask(task.rawValue) else { return nil }
+        return { image, rng in try d.apply(image, rng: &rng) }
     }
 
     /// The packed file must hold the run's task: another scale cannot train at all, another degradation at the same

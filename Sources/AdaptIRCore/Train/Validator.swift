@@ -10,8 +10,9 @@ public final class Validator {
     public let batchSize: Int
     private let mine: [Int]
 
-    public init(path: String, comm: Communicator, batchSize: Int = 16) throws {
-        reader = try PatchReader(path: path, batchSize: batchSize, seed: 0, shuffle: false, augment: false, prefetch: 1)
+    /// `degrade`: the on-the-fly degradation of a file of kind "images" (its crops and noise are fixed by seed 0).
+    public init(path: String, comm: Communicator, batchSize: Int = 16, degrade: DegradeFunction? = nil) throws {
+        reader = try PatchReader(path: path, batchSize: batchSize, seed: 0, shuffle: false, augment: false, prefetch: 1, degrade: degrade)
         self.comm = comm
         self.batchSize = batchSize
         mine = Array(stride(from: comm.rank, to: reader.count, by: comm.size))
