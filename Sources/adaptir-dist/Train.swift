@@ -133,6 +133,8 @@ struct TrainingJob {
     var archiveExisting = false
     /// Recompute the training file's pixel hash before training (`train --verify-data`).
     var verifyData = false
+    /// Pre-training: the backbone file written at the end (`pretrain --out`).
+    var backboneOut: String? = nil
 
     static func timestamp() -> String {
         let f = DateFormatter()
@@ -180,29 +182,44 @@ struct TrainingJob {
         defer { withExtendedLifetime(lock) {} }
         try comm.barrier()
 
-        let dataPath = try prepareTrainingData(task: task)
-        try checkDataTask(dataPath, task: task)
         let model = try AdaptedIPT(preset: preset, choice: config.methodChoice, seed: config.seed)
         if let path = config.resolvedBackbone {
             try Checkpoint.load(path, into: model, part: .backbone)
             log("backbone \(path)")
+        } else if config.backbone.isEmpty && !config.tasks.isEmpty {
+            log("backbone: random initialisation (multi-task pre-training from scratch)")
         } else {
             log("warning: no backbone file (\(config.backbone.isEmpty ? "none given" : DataLocations.current.searched("ipt_\(preset.name)_backbone.h5"))): the backbone is randomly initialised, results are meaningless (speed tests only)")
         }
-        let reader = try PatchReader(path: dataPath, ranks: comm.size, rank: comm.rank, batchSize: config.globalBatch / comm.size,
-                                     seed: config.seed, dropLastBatch: true, degrade: TrainingJob.onTheFly(task))
-        let dataFile = try PatchFile.open(dataPath)
-        if verifyData {
-            // The pixel hash needs a read of the whole file: rank 0 does it while the others wait.
-            if comm.isRoot {
-                let t = monotonicSeconds()
-                try dataFile.verify()
-                log(String(format: "--verify-data: content_sha256 of %@ matches its pixels (%.1f s)", dataPath, monotonicSeconds() - t))
+        // One packed file per trained task (several in multi-task pre-training, round robin over them).
+        var sources: [(task: Int, source: BatchSource)] = []
+        var readers: [PatchReader] = []
+        var dataHash = ""
+        for t in config.trainedTasks {
+            let dataPath = try prepareTrainingData(task: t)
+            try checkDataTask(dataPath, task: t)
+            let reader = try PatchReader(path: dataPath, ranks: comm.size, rank: comm.rank, batchSize: config.globalBatch / comm.size,
+                                         seed: config.seed, dropLastBatch: true, degrade: TrainingJob.onTheFly(t))
+            let dataFile = try PatchFile.open(dataPath)
+            if verifyData {
+                // The pixel hash needs a read of the whole file: rank 0 does it while the others wait.
+                if comm.isRoot {
+                    let start = monotonicSeconds()
+                    try dataFile.verify()
+                    log(String(format: "--verify-data: content_sha256 of %@ matches its pixels (%.1f s)", dataPath, monotonicSeconds() - start))
+                }
+                try comm.barrier()
             }
-            try comm.barrier()
+            dataHash += dataFile.contentSHA256 + (dataFile.headerSHA256 ?? "")
+            let unused = reader.sampler.samplesPerRank % reader.batchSize * comm.size
+            log("data \(dataPath): \(reader.count) samples, \(reader.batchesPerEpoch) steps per epoch; per epoch \(reader.sampler.padding) padded "
+                + "(repeated, as DistributedSampler), \(unused) left out by the dropped last partial batch of each rank")
+            sources.append((t.iptTask, try ReaderBatchSource(reader: reader)))
+            readers.append(reader)
         }
-        try checkRanksAgree(model: model, dataHash: dataFile.contentSHA256 + (dataFile.headerSHA256 ?? ""))
-        let trainer = try Trainer(model: model, comm: comm, task: task.iptTask, globalBatch: config.globalBatch,
+        let source: BatchSource = sources.count == 1 ? sources[0].source : RoundRobinTasks(sources)
+        try checkRanksAgree(model: model, dataHash: dataHash)
+        let trainer = try Trainer(model: model, comm: comm, task: sources[0].task, globalBatch: config.globalBatch,
                                   totalSteps: config.steps, lr: config.lr, weightDecay: config.weightDecay,
                                   milestones: config.milestones, gamma: config.gamma, syncBatchNorm: config.syncBN)
         var options = TrainingRunOptions(steps: config.steps, checkpointEvery: config.checkpointEvery, outputDirectory: config.output)
@@ -229,11 +246,9 @@ struct TrainingJob {
             log("--resume: no checkpoint at \(options.checkpointPath); starting from step 0")
         }
         try trainer.broadcastState()
-        log("preset \(preset.name), method \(MethodChoice(config.method, options: model.method.values)), task \(task.rawValue), \(comm.size) rank(s), global batch \(config.globalBatch) (\(trainer.localBatch) per rank), steps \(trainer.step)..<\(config.steps)")
+        let taskText = config.tasks.isEmpty ? "task \(task.rawValue)" : "tasks \(config.tasks.joined(separator: ", ")) (round robin, one per step)"
+        log("preset \(preset.name), method \(MethodChoice(config.method, options: model.method.values)), \(taskText), \(comm.size) rank(s), global batch \(config.globalBatch) (\(trainer.localBatch) per rank), steps \(trainer.step)..<\(config.steps)")
         log("trainable \(model.store.trainableCount) of \(model.store.parameterCount) parameters; allreduce per step: \(model.store.trainableCount) floats = \(model.store.trainableCount * 4) bytes in one flat buffer; sync BN \(trainer.syncBatchNorm != nil ? "on" : "off")")
-        let unused = reader.sampler.samplesPerRank % reader.batchSize * comm.size
-        log("data \(dataPath): \(reader.count) samples, \(reader.batchesPerEpoch) steps per epoch; per epoch \(reader.sampler.padding) padded "
-            + "(repeated, as DistributedSampler), \(unused) left out by the dropped last partial batch of each rank")
 
         let evaluator = Evaluator(task: task, seed: config.seed)
         let pairs = evaluate && !config.testData.isEmpty ? try evaluator.testPairs(folder: config.resolvedTestData()) { log($0) } : []
@@ -244,15 +259,21 @@ struct TrainingJob {
         options.onStep = { progress.update(step: $0.step + 1, loss: $0.loss, lr: $0.lr) }
         let trainStart = monotonicSeconds()
         let firstStep = trainer.step
-        let outcome = try TrainingRun(trainer: trainer, source: ReaderBatchSource(reader: reader), options: options).run()
+        let outcome = try TrainingRun(trainer: trainer, source: source, options: options).run()
         let trainSeconds = monotonicSeconds() - trainStart
         progress.finish()
-        reader.stop()
+        for r in readers { r.stop() }
         let peaks = try comm.allgather(Int64(peakResidentBytes()))
         log("peak resident memory per rank (GiB): " + peaks.map { String(format: "%.2f", Double($0) / 1073741824) }.joined(separator: ", "))
         switch outcome {
         case .finished: log("finished \(config.steps) steps; checkpoint \(options.checkpointPath)")
         case .stopped(let s): log("stopped by signal after step \(s); checkpoint \(options.checkpointPath) (resume with --resume)"); return
+        }
+        if let backboneOut, comm.isRoot {
+            let folder = (backboneOut as NSString).deletingLastPathComponent
+            if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+            try Checkpoint.save(model, part: .backbone, to: backboneOut, step: trainer.step)
+            log("wrote the backbone \(backboneOut)")
         }
         var after: [ImageResult] = []
         if !pairs.isEmpty {
@@ -298,18 +319,31 @@ struct TrainingJob {
         return pairs.indices.map { ImageResult(name: pairs[$0].name, quality: ImageQuality(psnr: scores[2 * $0], ssim: scores[2 * $0 + 1])) }
     }
 
-    /// The packed training file: the configured one, or the bundled photos packed once into the cache (rank 0
-    /// packs, the others wait).
+    /// The packed training file of `task`: the configured one, or the images of `train_dirs` (the bundled sample
+    /// photos when none is given) packed once into the cache (rank 0 packs, the others wait).
     func prepareTrainingData(task: RestorationTask) throws -> String {
         if !config.trainData.isEmpty { return config.trainData }
-        let path = (config.cache as NSString).appendingPathComponent("samples-\(task.rawValue)-seed\(config.seed)-k\(config.patchesPerImage).h5")
+        let name: String
+        let inputs: [String]
+        if config.trainDirs.isEmpty {
+            name = "samples-\(task.rawValue)-seed\(config.seed)-k\(config.patchesPerImage).h5"
+            inputs = [try DataLocations.current.locate("samples/train")]
+        } else {
+            // Named by the folders (absolute paths), so other folders never reuse a packed file.
+            inputs = config.trainDirs.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+            var h = SHA256()
+            h.update(Array(inputs.joined(separator: "\n").utf8))
+            name = "dirs-\(h.finalizeHex().prefix(12))-\(task.rawValue)-seed\(config.seed)-k\(config.patchesPerImage).h5"
+        }
+        let path = (config.cache as NSString).appendingPathComponent(name)
         if comm.isRoot && !FileManager.default.fileExists(atPath: path) {
             try FileManager.default.createDirectory(atPath: config.cache, withIntermediateDirectories: true)
-            var o = try PackOptions(task: task.rawValue, input: DataLocations.current.locate("samples/train"), output: path)
+            var o = PackOptions(task: task.rawValue, input: inputs[0], output: path)
+            o.inputs = inputs
             o.patchesPerImage = config.patchesPerImage
             o.seed = config.seed
             let report = try Packer.pack(o)
-            log("packed the bundled training photos into \(path): \(report.count) patches")
+            log("packed \(inputs.joined(separator: ", ")) for \(task.rawValue) into \(path): \(report.count) patches")
         }
         try comm.barrier()
         return path

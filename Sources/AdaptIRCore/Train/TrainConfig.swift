@@ -8,7 +8,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// The method's hyper-parameters (`MethodRegistry`); missing ones take the preset's defaults.
     public var methodOptions: [String: Double] = [:]
     public var task = "lr4_noise30"
-    /// Packed training patches; empty: the bundled sample photos, packed on first use into `cache`.
+    /// Packed training patches; empty: `train_dirs` (or the bundled sample photos), packed on first use into `cache`.
     public var trainData = ""
     /// Folder of clean test images (degraded per task); empty: no evaluation.
     public var testData = "datasets/samples/test"
@@ -34,12 +34,19 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// `val.csv` every `valEvery` steps, at step 0 and at the end. Empty: no validation.
     public var valData = ""
     public var valEvery = 0
+    /// Multi-task training (IPT's pre-training): step s trains task s mod T with that task's head, query and tail,
+    /// round robin over these tasks; empty: only `task`.
+    public var tasks: [String] = []
+    /// Folders of clean training images, packed per task into `cache` when `train_data` is empty; empty: the
+    /// bundled sample photos.
+    public var trainDirs: [String] = []
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case preset, method, task, backbone, steps, lr, gamma, seed, output, cache, threads, milestones
         case trainData = "train_data", testData = "test_data", globalBatch = "global_batch"
         case weightDecay = "weight_decay", syncBN = "sync_bn", checkpointEvery = "checkpoint_every", methodOptions = "method_options"
         case patchesPerImage = "patches_per_image", valData = "val_data", valEvery = "val_every"
+        case tasks, trainDirs = "train_dirs"
     }
 
     public init() {}
@@ -96,6 +103,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// The method with its options.
     public var methodChoice: MethodChoice { MethodChoice(method, options: methodOptions) }
 
+    /// The tasks trained: `tasks`, or the single `task`.
+    public var trainedTasks: [RestorationTask] { (tasks.isEmpty ? [task] : tasks).compactMap(RestorationTask.init(rawValue:)) }
+
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = TrainConfig()
@@ -121,6 +131,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         patchesPerImage = try c.decodeIfPresent(Int.self, forKey: .patchesPerImage) ?? d.patchesPerImage
         valData = try c.decodeIfPresent(String.self, forKey: .valData) ?? d.valData
         valEvery = try c.decodeIfPresent(Int.self, forKey: .valEvery) ?? d.valEvery
+        tasks = try c.decodeIfPresent([String].self, forKey: .tasks) ?? d.tasks
+        trainDirs = try c.decodeIfPresent([String].self, forKey: .trainDirs) ?? d.trainDirs
     }
 
     /// Checks every field; the error names the field and the value.
@@ -149,6 +161,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         guard !output.isEmpty else { throw bad("output", "must name a folder") }
         guard valEvery >= 0 else { throw bad("val_every", "must be >= 0, got \(valEvery)") }
         guard valEvery == 0 || !valData.isEmpty else { throw bad("val_every", "needs val_data (a packed validation file)") }
+        for t in tasks where RestorationTask(rawValue: t) == nil || Degradation.forTask(t) == nil {
+            throw bad("tasks", "'\(t)' is not a task with synthetic degradations (\(RestorationTask.allCases.filter { Degradation.forTask($0.rawValue) != nil }.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard Set(tasks).count == tasks.count else { throw bad("tasks", "a task is listed twice: \(tasks)") }
+        guard tasks.isEmpty || trainData.isEmpty else { throw bad("tasks", "multi-task training packs its data per task from train_dirs; train_data must be empty") }
+        guard trainDirs.isEmpty || trainData.isEmpty else { throw bad("train_dirs", "give either train_data (a packed file) or train_dirs (image folders), not both") }
     }
 
     /// The backbone file to load, or nil for a random backbone. "auto": `ipt_<preset>_backbone.h5` in the bundled
