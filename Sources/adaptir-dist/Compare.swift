@@ -391,20 +391,32 @@ struct Compare: ParsableCommand {
                             peakGiB: Double(rs.flatMap(\.peakResidentBytes).max() ?? 0) / 1_073_741_824, bytes: rs.first?.bytesReducedPerStep ?? 0))
         }
         try Data(csv.utf8).write(to: URL(fileURLWithPath: "\(out)/runs.csv"), options: .atomic)
+        // How much of each method's validation-loss drop came in the last fifth of the run (mean curve over seeds): a
+        // large share means the loss was still falling when the budget ended.
+        var lateShare: [String: Double] = [:]
+        for m in methodNames {
+            var sum: [Int: (Double, Int)] = [:]
+            for run in results[m] ?? [] { for (s, v) in validationCurve(run.dir) { sum[s, default: (0, 0)].0 += v; sum[s, default: (0, 0)].1 += 1 } }
+            let curve = sum.mapValues { $0.0 / Double($0.1) }
+            guard let first = curve[0], let lastStep = curve.keys.max(), let last = curve[lastStep],
+                  let mark = curve.keys.filter({ Double($0) <= 0.8 * Double(lastStep) }).max(), let atMark = curve[mark] else { continue }
+            lateShare[m] = first - last > 0 ? (atMark - last) / (first - last) : .nan
+        }
         let ranked = rows.sorted { $0.psnr.0 > $1.psnr.0 }
         let b = evaluator.baselineName
-        var table = "| rank | method | trained params (% of model) | lr (how chosen) | PSNR mean ± sd | SSIM mean ± sd | gain over unadapted (dB) | final val L1 mean ± sd | ms/step (median) | train s/run | peak GiB/rank | allreduce bytes/step | paper Set5 |\n"
-        table += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
-        table += String(format: "| – | %@ (no model) | 0 | – | %.2f | %.4f | %+.2f | – | – | – | – | – | – |\n", b, baseline.psnr, baseline.ssim, baseline.psnr - unadapted.psnr)
+        var table = "| rank | method | trained params (% of model) | lr (how chosen) | PSNR mean ± sd | SSIM mean ± sd | gain over unadapted (dB) | final val L1 mean ± sd | val drop in last 20 % of steps | ms/step (median) | train s/run | peak GiB/rank | allreduce bytes/step | paper Set5 |\n"
+        table += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        table += String(format: "| – | %@ (no model) | 0 | – | %.2f | %.4f | %+.2f | – | – | – | – | – | – | – |\n", b, baseline.psnr, baseline.ssim, baseline.psnr - unadapted.psnr)
         let paperFrozen = (try? MethodRegistry.type(named: MethodChoice.frozen.name).paperLR4Noise30Set5) ?? nil
-        table += String(format: "| – | unadapted backbone | 0 | – | %.2f | %.4f | 0.00 | %.5f | – | – | – | – | %@ |\n", unadapted.psnr, unadapted.ssim, unadaptedVal,
+        table += String(format: "| – | unadapted backbone | 0 | – | %.2f | %.4f | 0.00 | %.5f | – | – | – | – | – | %@ |\n", unadapted.psnr, unadapted.ssim, unadaptedVal,
                         paperFrozen.map { String(format: "%.2f", $0) } ?? "–")
         for (i, r) in ranked.enumerated() {
             let paper = (try? MethodRegistry.type(named: r.name).paperLR4Noise30Set5) ?? nil
             let rate = rates[r.name]!
-            table += String(format: "| %d | %@ | %@ (%.3f%%) | %g (%@) | %.2f ± %.2f | %.4f ± %.4f | %+.2f | %.5f ± %.5f | %.0f | %.0f | %.2f | %@ | %@ |\n",
+            let late = lateShare[r.name].map { $0.isNaN ? "no drop" : String(format: "%.0f %%", 100 * $0) } ?? "–"
+            table += String(format: "| %d | %@ | %@ (%.3f%%) | %g (%@) | %.2f ± %.2f | %.4f ± %.4f | %+.2f | %.5f ± %.5f | %@ | %.0f | %.0f | %.2f | %@ | %@ |\n",
                             i + 1, r.name, r.trainable.formatted(), 100 * Double(r.trainable) / Double(max(r.parameters, 1)), Double(rate.lr), rate.how,
-                            r.psnr.0, r.psnr.1, r.ssim.0, r.ssim.1, r.psnr.0 - unadapted.psnr, r.val.0, r.val.1, r.msPerStep, r.seconds, r.peakGiB,
+                            r.psnr.0, r.psnr.1, r.ssim.0, r.ssim.1, r.psnr.0 - unadapted.psnr, r.val.0, r.val.1, late, r.msPerStep, r.seconds, r.peakGiB,
                             r.bytes.formatted(), paper.map { String(format: "%.2f", $0) } ?? "–")
         }
         // Ordering here and in the paper (parameter-efficient methods that have a paper row; full fine-tuning apart).
@@ -421,16 +433,16 @@ struct Compare: ParsableCommand {
             + hereOrder.joined(separator: " > ") + "; in the paper (LR4&Noise30, Set5, spec 6.1): " + paperOrder.joined(separator: " > ") + "."
 
         // Validation curves: mean over seeds per method, one column each; the unadapted loss as a reference.
-        var steps = Set<Int>()
+        var curveSteps = Set<Int>()
         var curves: [String: [Int: Double]] = [:]
         for m in methodNames {
             var sum: [Int: (Double, Int)] = [:]
             for run in results[m] ?? [] { for (s, v) in validationCurve(run.dir) { sum[s, default: (0, 0)].0 += v; sum[s, default: (0, 0)].1 += 1 } }
             curves[m] = sum.mapValues { $0.0 / Double($0.1) }
-            steps.formUnion(sum.keys)
+            curveSteps.formUnion(sum.keys)
         }
         var curveCSV = "step," + methodNames.joined(separator: ",") + ",unadapted\n"
-        for s in steps.sorted() {
+        for s in curveSteps.sorted() {
             curveCSV += "\(s)," + methodNames.map { curves[$0]?[s].map { String(format: "%.6f", $0) } ?? "" }.joined(separator: ",") + String(format: ",%.6f\n", unadaptedVal)
         }
         try Data(curveCSV.utf8).write(to: URL(fileURLWithPath: "\(out)/val-curves.csv"), options: .atomic)
@@ -444,9 +456,13 @@ struct Compare: ParsableCommand {
         md += "- Command: `adaptir-dist " + CommandLine.arguments.dropFirst().joined(separator: " ") + "`\n"
         md += String(format: "- Machine: %@, %d cores, %.0f GiB; every run: %d MPI rank(s) x %d OpenBLAS thread(s) (`%@`), one run at a time\n",
                      cpu, ProcessInfo.processInfo.activeProcessorCount, memGiB, ranks, threads, ranks > 1 ? mpirun : "no mpirun")
-        md += "- Backbone: `\(backbone)` (preset \(preset)); budget: \(steps) steps at global batch \(globalBatch) for every method, AdamW, weight decay 0.01, lr halved at 50/80/90/95 % of the run; seeds \(seeds)\n"
+        let cwd = FileManager.default.currentDirectoryPath + "/"
+        let shownBackbone = backbone.hasPrefix(cwd) ? String(backbone.dropFirst(cwd.count)) : backbone
+        var bh = SHA256()
+        bh.update(Array(FileManager.default.contents(atPath: backbone) ?? Data()))
+        md += "- Backbone: `\(shownBackbone)` (preset \(preset), SHA-256 \(bh.finalizeHex().prefix(16))...); budget: \(steps) steps at global batch \(globalBatch) for every method, AdamW, weight decay 0.01, lr halved at 50/80/90/95 % of the run; seeds \(seeds)\n"
         md += "- Data: \(data.trainImages.count) training images (\(patchesPerImage) patches each), \(data.valImages.count) validation images held out by name hash (\(data.valImages.joined(separator: ", "))), scored on \(testImages) test images of `\(testData)` that choose nothing\n"
-        md += "- PSNR/SSIM: \(evaluator.task.metricOnY ? "Y channel" : "RGB"), border \(evaluator.task.metricBorder), means over the test images; mean ± sample standard deviation over the seeds. ms/step: median of forward + backward + allreduce + optimizer; train s/run: the whole loop with validations; peak GiB/rank: the largest peak resident set of any rank of any seed\n\n"
+        md += "- PSNR/SSIM: \(evaluator.task.metricOnY ? "Y channel" : "RGB"), border \(evaluator.task.metricBorder), means over the test images; mean ± sample standard deviation over the seeds. Val drop in last 20 %: the share of the method's validation-loss drop (mean curve) that came in the last fifth of the steps, a large share means the loss was still falling when the budget ended. ms/step: median of forward + backward + allreduce + optimizer; train s/run: the whole loop with validations; peak GiB/rank: the largest peak resident set of any rank of any seed\n\n"
         md += table + "\n" + ordering + "\n\n"
         md += plotted ? "![validation L1 loss per step, mean over seeds](val-curves.svg)\n\n" : "(No plot: gnuplot was not found; the curves are in val-curves.csv.)\n\n"
         md += "Per run: `runs.csv`; curves: `val-curves.csv`; logs: `runs/METHOD-seedS/log.txt` under `\(out)`.\n"

@@ -121,35 +121,30 @@ public final class TrainingRun {
         }
     }
 
+    /// A CSV log for appending: new (header only) for a run from step 0, else the resumed run's file without the
+    /// rows of steps it will run again.
+    private func openLog(_ path: String, header: String) throws -> FileHandle {
+        if trainer.step == 0 || !FileManager.default.fileExists(atPath: path) {
+            try Data((header + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } else {
+            try TrainingRun.dropRows(ofCSV: path, fromStep: trainer.step)
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seekToEnd()
+        return handle
+    }
+
     public func run() throws -> Outcome {
         let comm = trainer.comm
         let root = comm.isRoot
-        var csv: FileHandle?
+        var csv: FileHandle?, valCSV: FileHandle?
         if root {
             try FileManager.default.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
-            let path = options.csvPath
-            if trainer.step == 0 || !FileManager.default.fileExists(atPath: path) {
-                try Data((TrainingRun.csvHeader + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-            } else {
-                try TrainingRun.dropRows(ofCSV: path, fromStep: trainer.step)
-            }
-            csv = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-            try csv?.seekToEnd()
+            csv = try openLog(options.csvPath, header: TrainingRun.csvHeader)
+            // A resumed run validates again at its first validation step; rows from there on are the stopped run's.
+            if options.validator != nil { valCSV = try openLog(options.validationCSVPath, header: TrainingRun.validationCSVHeader) }
         }
-        defer { try? csv?.close() }
-        var valCSV: FileHandle?
-        if root, options.validator != nil {
-            let path = options.validationCSVPath
-            if trainer.step == 0 || !FileManager.default.fileExists(atPath: path) {
-                try Data((TrainingRun.validationCSVHeader + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-            } else {
-                // A resumed run validates again at its first step; rows from there on are the stopped run's.
-                try TrainingRun.dropRows(ofCSV: path, fromStep: trainer.step)
-            }
-            valCSV = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-            try valCSV?.seekToEnd()
-        }
-        defer { try? valCSV?.close() }
+        defer { try? csv?.close(); try? valCSV?.close() }
         func validate() throws {
             guard let v = options.validator else { return }
             let loss = try v.loss(model: trainer.model, task: trainer.task)
