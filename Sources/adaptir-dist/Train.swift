@@ -343,7 +343,8 @@ struct TrainingJob {
             o.patchesPerImage = config.patchesPerImage
             o.seed = config.seed
             let report = try Packer.pack(o)
-            log("packed \(inputs.joined(separator: ", ")) for \(task.rawValue) into \(path): \(report.count) patches")
+            let what = config.trainDirs.isEmpty ? "the bundled training photos" : inputs.joined(separator: ", ")
+            log("packed \(what) for \(task.rawValue) into \(path): \(report.count) patches")
         }
         try comm.barrier()
         return path
