@@ -265,6 +265,23 @@ scenario_watchdog_stalled_rank() {
     else fail $name "job ended (rc $rc, ${secs}s) without a watchdog report from rank 0 (got: ${report:-nothing})"; fi
 }
 
+# Rank 0 stalls (issue 14 item 9): it cannot report itself, so rank 1 must name it, at the step rendezvous or from
+# inside a collective.
+scenario_watchdog_stalled_rank0() {
+    start_training 2 --watchdog 2 || return
+    local victim; victim=$(rank_pid "$out" 0)
+    kill -STOP "$victim"
+    wait_job "$d" 12
+    local left; left=$(cleanup "$d" "$out")
+    local report; report=$(grep -m1 "^watchdog: " "$d/mpirun.log")
+    if [ -z "$rc" ]; then fail $name "job still running 12 s after rank 0 stopped (--watchdog 2): hang"
+    elif [ "$rc" -eq 0 ]; then fail $name "mpirun exited 0"
+    elif [ "$left" -ne 0 ]; then fail $name "mpirun ended (rc $rc) but left $left rank process(es) running"
+    elif grep -qE "^watchdog: rank 1 waited [0-9]+ s (at step [0-9]+.*: rank\(s\) 0 did not arrive|inside MPI_[A-Za-z]+ at step [0-9]+: rank 0 did not complete it.*rank 0 is the one that stalled)" <<<"$report"; then
+        pass $name "job ended ${secs}s after SIGSTOP of rank 0, rc $rc, rank 0 named: ${report#watchdog: }"
+    else fail $name "job ended (rc $rc, ${secs}s) without a report naming rank 0 (got: ${report:-nothing})"; fi
+}
+
 # ---- 3. SIGTERM / SIGINT: finish the step, write a checkpoint, exit 0 ----
 # check_stop RC-REQUIREMENT LEFT: the common assertions after a signal (rc, secs from wait_job).
 check_stop() {
@@ -436,7 +453,7 @@ scenario_compare() {
     pass $name "6 runs, table with bicubic and unadapted rows, curves, 6 reused on the second call, 2 refusals"
 }
 
-all=(config-mismatch config-mismatch-seed backbone-mismatch rank-killed watchdog-stalled-rank
+all=(config-mismatch config-mismatch-seed backbone-mismatch rank-killed watchdog-stalled-rank watchdog-stalled-rank0
      sigterm-ranks sigint-one-rank sigterm-mpirun kill-during-checkpoint resume-config-mismatch
      installed-from-anywhere data-not-found compare)
 only=${PROCESS_ONLY:-${all[*]}}

@@ -152,8 +152,8 @@ extension Communicator {
 /// completes, and then the others block inside the MPI call where no deadline applies. A thread checks
 /// every 50 ms whether this rank has been inside one collective longer than the limit; if so it reports on stderr and
 /// ends the process with `_exit(4)`, and mpirun then ends the job (a rank that exits without MPI_Finalize fails it).
-/// It cannot name the rank that stalled, nor call `MPI_Abort`: the main thread is inside MPI and MPI runs
-/// `MPI_THREAD_SERIALIZED`.
+/// It cannot see which rank stalled, nor call `MPI_Abort` (the main thread is inside MPI, which runs
+/// `MPI_THREAD_SERIALIZED`), but on a rank other than 0 it can infer it: rank 0 would have named a late rank first.
 final class CollectiveWatch: @unchecked Sendable {
     private let lock = NSLock()
     private var since: Double?
@@ -191,7 +191,10 @@ final class CollectiveWatch: @unchecked Sendable {
             lock.unlock()
             if expired {
                 let line = "watchdog: rank \(rank) waited \(String(format: "%.0f", waited)) s inside \(op) at step \(step): "
-                    + (rank == 0 ? "every rank had checked in, one stalled before it completed" : "the other ranks did not complete it")
+                    + (rank == 0 ? "every rank had checked in, one stalled before it completed"
+                       // Rank 0 checks the others in with a shorter deadline and reports a late rank first; that it did
+                       // not means rank 0 itself stopped (before its check-in or inside this collective).
+                       : "rank 0 did not complete it and reported no late rank within its shorter deadline, so rank 0 is the one that stalled")
                     + "; ending the job\n"
                 FileHandle.standardError.write(Data(line.utf8))
                 _exit(4)
