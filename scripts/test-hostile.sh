@@ -303,6 +303,11 @@ case_bad_options() {
     expect_refusal "bad-options unwritable --output" "/proc/adaptir-run" "cannot create the output folder" "/proc/adaptir-run"
     # --resume with fewer steps than the checkpoint's
     "$bin" train --preset tiny --steps 3 --backbone '' --no-eval --train-data "$work/train.h5" --output "$d/r3" >/dev/null 2>&1
+    # inspect --summary of an adapter file: no percentage of a backbone that is not in the file
+    run bad-options inspect "$d/r3/checkpoint.h5" --summary
+    if [ "$rc" -ne 0 ] || grep -q "% of the backbone" "$log" || ! has "$log" "an adapter file: the backbone is in another file"; then
+        fail "bad-options inspect adapter" "rc $rc: $(grep -m1 trainable "$log")"
+    else pass "bad-options inspect adapter" "$(grep -m1 trainable "$log")"; fi
     run bad-options train --preset tiny --steps 2 --backbone '' --no-eval --train-data "$work/train.h5" --output "$d/r3" --resume
     expect_refusal "bad-options --resume --steps 2" "r3/checkpoint.h5" "is at step 3, beyond --steps 2" "$d/r3/none"
 }
