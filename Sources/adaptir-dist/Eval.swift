@@ -86,14 +86,15 @@ struct Eval: ParsableCommand {
         let pairs = try evaluator.testPairs(folder: testData) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         let results = try evaluator.evaluate(model: model, pairs: pairs,
                                              outputFolder: (output as NSString).appendingPathComponent("restored"))
-        var md = "| image | PSNR | SSIM |\n|---|---|---|\n", csv = "image,psnr,ssim\n"
-        for r in results {
-            md += String(format: "| %@ | %.2f | %.4f |\n", r.name, r.quality.psnr, r.quality.ssim)
-            csv += String(format: "%@,%.4f,%.6f\n", r.name, r.quality.psnr, r.quality.ssim)
+        // The plain baseline of the same inputs beside the model (bicubic for SR, the degraded input at scale 1).
+        let base = evaluator.baseline(pairs: pairs), b = evaluator.baselineName
+        var md = "| image | PSNR \(b) | SSIM \(b) | PSNR | SSIM |\n|---|---|---|---|---|\n", csv = "image,psnr_\(b),ssim_\(b),psnr,ssim\n"
+        for (r, q) in zip(results, base) {
+            md += String(format: "| %@ | %.2f | %.4f | %.2f | %.4f |\n", r.name, q.quality.psnr, q.quality.ssim, r.quality.psnr, r.quality.ssim)
+            csv += String(format: "%@,%.4f,%.6f,%.4f,%.6f\n", r.name, q.quality.psnr, q.quality.ssim, r.quality.psnr, r.quality.ssim)
         }
-        let n = Double(max(results.count, 1))
-        md += String(format: "| **mean** | %.2f | %.4f |\n", results.map(\.quality.psnr).reduce(0, +) / n, results.map(\.quality.ssim).reduce(0, +) / n)
-        print(md + "\n\(t.rawValue): \(t.metricOnY ? "Y" : "RGB"), border \(t.metricBorder)")
+        md += String(format: "| **mean** | %.2f | %.4f | %.2f | %.4f |\n", base.mean.psnr, base.mean.ssim, results.mean.psnr, results.mean.ssim)
+        print(md + "\n\(t.rawValue): \(t.metricOnY ? "Y" : "RGB"), border \(t.metricBorder); \(b) = \(t.scale > 1 ? "MATLAB-style bicubic enlargement of the degraded input" : "the degraded input itself")")
         try Data(md.utf8).write(to: URL(fileURLWithPath: (output as NSString).appendingPathComponent("results.md")), options: .atomic)
         try Data(csv.utf8).write(to: URL(fileURLWithPath: (output as NSString).appendingPathComponent("results.csv")), options: .atomic)
     }
