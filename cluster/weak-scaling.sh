@@ -80,9 +80,9 @@ for method in $METHODS_RUN; do
             exit 1
         fi
         wall=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
-        # train.csv: step,loss,lr,patches_per_s,forward_ms,backward_ms,allreduce_ms,optimizer_ms,bytes_reduced
+        # train.csv: step,loss,lr,patches_per_s,forward_ms,backward_ms,wait_ms,scan_ms,allreduce_ms,optimizer_ms,bytes_reduced
         awk -F, -v m="$method" -v p="$p" -v gb="$gb" -v w="$WARMUP" '
-            NR > 1 && $1 >= w { n++; s += gb / $4; c += $5 + $6; a += $7; b = $9 }
+            NR > 1 && $1 >= w { n++; s += gb / $4; c += $5 + $6; a += $9; b = $11 }
             END { if (n == 0) exit 1; printf "%s\t%d\t%d\t%d\t%.4f\t%.2f\t%.1f\t%.2f\t%d\n", m, p, gb, n, s / n, gb * n / s, c / n, a / n, b }
         ' "$dir/train.csv" >>"$rows"
         printf 'weak-scaling: %-7s p=%-2s global batch %-3s done in %s s\n' "$method" "$p" "$gb" "$wall" >&2
@@ -107,8 +107,8 @@ md="$OUT/weak-scaling.md"
     else
         echo "per-core efficiency = efficiency here (MPIRUN_ARGS set: each rank is assumed to have its own cores);"
     fi
-    echo "compute = forward + backward ms; allreduce = the CSV's allreduce_ms (gradient allreduce, loss/NaN check, 1/p scale,"
-    echo "and any wait for slower ranks); fraction = allreduce / step."
+    echo "compute = forward + backward ms; allreduce = the CSV's allreduce_ms (the gradient allreduce and its 1/p scale only;"
+    echo "the wait for slower ranks and the non-finite scan are the CSV's wait_ms and scan_ms); fraction = allreduce / step."
     for method in $METHODS; do
         echo
         echo "**--method $method**"

@@ -338,13 +338,18 @@ struct Compare: ParsableCommand {
         return try RunResults.read("\(dir)/results.json")
     }
 
-    /// The median of forward + backward + allreduce + optimizer milliseconds over a run's steps (train.csv).
+    /// The median over a run's steps (train.csv) of its time columns: forward, backward, wait, scan, allreduce and
+    /// optimizer milliseconds (found by name, so CSVs of older versions without wait/scan read too).
     private func medianStepMilliseconds(csv: String) throws -> Double {
-        let rows = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").dropFirst()
-        let ms = rows.compactMap { row -> Double? in
+        let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+        guard let header = lines.first?.split(separator: ",").map(String.init) else { return .nan }
+        let columns = ["forward_ms", "backward_ms", "wait_ms", "scan_ms", "allreduce_ms", "optimizer_ms"].compactMap { header.firstIndex(of: $0) }
+        let ms = lines.dropFirst().compactMap { row -> Double? in
             let f = row.split(separator: ",")
-            guard f.count >= 8, let a = Double(f[4]), let b = Double(f[5]), let c = Double(f[6]), let d = Double(f[7]) else { return nil }
-            return a + b + c + d
+            guard f.count == header.count else { return nil }
+            var sum = 0.0
+            for c in columns { guard let v = Double(f[c]) else { return nil }; sum += v }
+            return sum
         }.sorted()
         return ms.isEmpty ? .nan : ms[ms.count / 2]
     }
@@ -462,7 +467,7 @@ struct Compare: ParsableCommand {
         bh.update(Array(FileManager.default.contents(atPath: backbone) ?? Data()))
         md += "- Backbone: `\(shownBackbone)` (preset \(preset), SHA-256 \(bh.finalizeHex().prefix(16))...); budget: \(steps) steps at global batch \(globalBatch) for every method, AdamW, weight decay 0.01, lr halved at 50/80/90/95 % of the run; seeds \(seeds)\n"
         md += "- Data: \(data.trainImages.count) training images (\(patchesPerImage) patches each), \(data.valImages.count) validation images held out by name hash (\(data.valImages.joined(separator: ", "))), scored on \(testImages) test images of `\(testData)` that choose nothing\n"
-        md += "- PSNR/SSIM: \(evaluator.task.metricOnY ? "Y channel" : "RGB"), border \(evaluator.task.metricBorder), means over the test images; mean ± sample standard deviation over the seeds. Val drop in last 20 %: the share of the method's validation-loss drop (mean curve) that came in the last fifth of the steps, a large share means the loss was still falling when the budget ended. ms/step: median of forward + backward + allreduce + optimizer; train s/run: the whole loop with validations; peak GiB/rank: the largest peak resident set of any rank of any seed\n\n"
+        md += "- PSNR/SSIM: \(evaluator.task.metricOnY ? "Y channel" : "RGB"), border \(evaluator.task.metricBorder), means over the test images; mean ± sample standard deviation over the seeds. Val drop in last 20 %: the share of the method's validation-loss drop (mean curve) that came in the last fifth of the steps, a large share means the loss was still falling when the budget ended. ms/step: median of forward + backward + wait + scan + allreduce + optimizer; train s/run: the whole loop with validations; peak GiB/rank: the largest peak resident set of any rank of any seed\n\n"
         md += table + "\n" + ordering + "\n\n"
         md += plotted ? "![validation L1 loss per step, mean over seeds](val-curves.svg)\n\n" : "(No plot: gnuplot was not found; the curves are in val-curves.csv.)\n\n"
         md += "Per run: `runs.csv`; curves: `val-curves.csv`; logs: `runs/METHOD-seedS/log.txt` under `\(out)`.\n"

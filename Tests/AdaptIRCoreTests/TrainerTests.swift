@@ -237,6 +237,15 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(try TrainingRun(trainer: straight, source: SyntheticSource(straight), options: options(dir + "/a", steps: 4, every: 2)).run(), .finished)
         let csv = try String(contentsOfFile: dir + "/a/train.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(csv.first.map(String.init), TrainingRun.csvHeader)
+        // wait, scan and allreduce are separate columns (issue 13): every row has the header's fields, and one
+        // process has no gradient allreduce at all while it still scans the gradients.
+        let header = TrainingRun.csvHeader.split(separator: ",").map(String.init)
+        XCTAssertEqual(Array(header[6...8]), ["wait_ms", "scan_ms", "allreduce_ms"])
+        for row in csv.dropFirst() {
+            let f = row.split(separator: ",")
+            XCTAssertEqual(f.count, header.count, "\(row)")
+            XCTAssertEqual(Double(f[8]), 0, "no gradient allreduce on one rank: \(row)")
+        }
         XCTAssertEqual(csv.count, 5)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/a/checkpoint.h5"))
 
@@ -248,7 +257,7 @@ final class TrainingRunTests: XCTestCase {
         StopRequest.shared.reset()
         // A row for a step the stopped run finished after its checkpoint (a crash between the two): it is run again.
         let extra = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/b/train.csv"))
-        try extra.seekToEnd(); try extra.write(contentsOf: Data("2,9.5,0,0,0,0,0,0,0\n".utf8)); try extra.close()
+        try extra.seekToEnd(); try extra.write(contentsOf: Data("2,9.5,0,0,0,0,0,0,0,0,0\n".utf8)); try extra.close()
         let second = try Trainer(model: AdaptedIPT(preset: .tiny, method: .adaptir, seed: 3), comm: .solo, task: 2, globalBatch: 2, totalSteps: 4)
         try TrainingCheckpoint.load(dir + "/b/checkpoint.h5", into: second)
         XCTAssertEqual(second.step, 2)

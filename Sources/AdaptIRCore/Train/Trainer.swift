@@ -8,6 +8,12 @@ public struct StepStats: Sendable {
     public var lr: Float
     public var forwardSeconds = 0.0
     public var backwardSeconds = 0.0
+    /// The small loss + non-finite-flag allreduce after the backward: the first collective of the step, so it holds
+    /// the wait for the slowest rank (load imbalance), not bandwidth.
+    public var waitSeconds = 0.0
+    /// This rank's scan of the trainable gradients for non-finite values.
+    public var scanSeconds = 0.0
+    /// The gradient allreduce of the flat buffer and its 1/p scaling: the exposed communication.
     public var allreduceSeconds = 0.0
     public var optimizerSeconds = 0.0
     /// Floats of the gradient allreduce (= trainable parameters) and their bytes.
@@ -104,14 +110,18 @@ public final class Trainer {
         t = monotonicSeconds()
         let localLoss = Double(loss.item)
         let badTensor = firstNonFinite(loss: loss.item)
+        stats.scanSeconds = monotonicSeconds() - t
+        t = monotonicSeconds()
         var summary: [Double] = [localLoss, badTensor == nil ? 0 : 1]
         try summary.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
+        stats.waitSeconds = monotonicSeconds() - t
         if summary[1] > 0 {
             let names = try comm.allgather(badTensor ?? "")
             let ranks = names.indices.filter { !names[$0].isEmpty }
             throw TrainingError.nonFinite(step: step, ranks: ranks, tensors: ranks.map { "rank \($0): \(names[$0])" })
         }
         stats.loss = summary[0] / Double(comm.size)
+        t = monotonicSeconds()
         let grads = UnsafeMutableBufferPointer(start: store.trainableGrad.base, count: store.trainableCount)
         if comm.size > 1 {
             try comm.allreduceSum(grads)

@@ -103,7 +103,9 @@ public final class TrainingRun {
         self.options = options
     }
 
-    public static let csvHeader = "step,loss,lr,patches_per_s,forward_ms,backward_ms,allreduce_ms,optimizer_ms,bytes_reduced"
+    /// wait_ms: the loss/flag allreduce right after the backward (it absorbs the wait for the slowest rank); scan_ms:
+    /// the non-finite scan of the gradients; allreduce_ms: the gradient allreduce and its 1/p scaling only.
+    public static let csvHeader = "step,loss,lr,patches_per_s,forward_ms,backward_ms,wait_ms,scan_ms,allreduce_ms,optimizer_ms,bytes_reduced"
     public static let validationCSVHeader = "step,val_loss"
 
     /// A resumed run continues the CSV of the run it resumes; rows of steps at or after the checkpoint's (steps the
@@ -170,9 +172,9 @@ public final class TrainingRun {
             let seconds = monotonicSeconds() - t0
             let rate = Double(trainer.globalBatch) / seconds
             if let csv {
-                let row = String(format: "%d,%.6f,%.6g,%.2f,%.1f,%.1f,%.2f,%.2f,%d", stats.step, stats.loss, Double(stats.lr), rate,
-                                 stats.forwardSeconds * 1e3, stats.backwardSeconds * 1e3, stats.allreduceSeconds * 1e3,
-                                 stats.optimizerSeconds * 1e3, stats.bytesReduced)
+                let row = String(format: "%d,%.6f,%.6g,%.2f,%.1f,%.1f,%.2f,%.2f,%.2f,%.2f,%d", stats.step, stats.loss, Double(stats.lr), rate,
+                                 stats.forwardSeconds * 1e3, stats.backwardSeconds * 1e3, stats.waitSeconds * 1e3, stats.scanSeconds * 1e3,
+                                 stats.allreduceSeconds * 1e3, stats.optimizerSeconds * 1e3, stats.bytesReduced)
                 csv.write(Data((row + "\n").utf8))
             }
             if root { options.onStep?(stats) }
