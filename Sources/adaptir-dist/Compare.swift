@@ -138,6 +138,7 @@ struct Compare: ParsableCommand {
         } else { backbonePath = backbone }
         let data = try prepareData(out: out)
         let exe = Compare.executablePath()
+        let backboneSHA = try Compare.fileSHA256(backbonePath)
 
         // The two reference rows, computed once in this process: bicubic and the unadapted backbone.
         let evaluator = Evaluator(task: t, seed: 0)
@@ -167,15 +168,18 @@ struct Compare: ParsableCommand {
         var secondsPerStep: Double?
         func execute(_ job: (name: String, dir: String, method: String, lr: Float, seed: UInt64, steps: Int, eval: Bool)) throws -> RunResults {
             done += 1
-            if let r = reusable(dir: job.dir, method: job.method, lr: job.lr, seed: job.seed, steps: job.steps) {
+            let arguments = trainArguments(dir: job.dir, method: job.method, lr: job.lr, seed: job.seed, steps: job.steps,
+                                           evaluate: job.eval, data: data, backbone: backbonePath)
+            let key = runKey(arguments, backboneSHA: backboneSHA)
+            if let r = reusable(dir: job.dir, key: key) {
                 say("[\(done)/\(runsTotal)] \(job.name): reused \(job.dir)")
                 return r
             }
             if let s = secondsPerStep {
                 say(String(format: "[%d/%d] %@ (about %.0f min left)", done, runsTotal, job.name, s * Double(remainingSteps(from: done, sweepCount: sweepCount)) / 60))
             } else { say("[\(done)/\(runsTotal)] \(job.name)") }
-            let r = try launch(exe: exe, dir: job.dir, method: job.method, lr: job.lr, seed: job.seed, steps: job.steps, evaluate: job.eval,
-                               data: data, backbone: backbonePath, environment: environment)
+            let r = try launch(exe: exe, dir: job.dir, arguments: arguments, environment: environment)
+            try Data(key.utf8).write(to: URL(fileURLWithPath: "\(job.dir)/compare-key.txt"), options: .atomic)
             let ms = try medianStepMilliseconds(csv: "\(job.dir)/train.csv")
             secondsPerStep = r.trainSeconds / Double(max(r.lastStep - r.firstStep, 1))
             say(String(format: "    %.0f s, %.0f ms/step, final validation L1 %.5f", r.trainSeconds, ms, r.finalValidationLoss ?? .nan)
@@ -225,6 +229,15 @@ struct Compare: ParsableCommand {
         let totalRuns = sweepCount + methodNames.count * seedList.count
         let sweepLeft = max(0, sweepCount - done + 1)
         return sweepLeft * (sweepSteps ?? steps) + (totalRuns - done + 1 - sweepLeft) * steps
+    }
+
+    /// SHA-256 of a file's bytes, read in blocks.
+    static func fileSHA256(_ path: String) throws -> String {
+        guard let h = FileHandle(forReadingAtPath: path) else { throw DataError(file: path, message: "cannot read the backbone") }
+        defer { try? h.close() }
+        var sha = SHA256()
+        while let block = try h.read(upToCount: 1 << 20), !block.isEmpty { sha.update(Array(block)) }
+        return sha.finalizeHex()
     }
 
     /// This binary, so the runs use the same build as the comparison.
@@ -292,24 +305,34 @@ struct Compare: ParsableCommand {
 
     // MARK: runs
 
-    /// A finished run in `dir` with these settings, if there is one.
-    private func reusable(dir: String, method: String, lr: Float, seed: UInt64, steps: Int) -> RunResults? {
-        guard let r = try? RunResults.read("\(dir)/results.json"), r.method == method, r.lr == lr, r.seed == seed,
-              r.lastStep == steps, r.firstStep == 0, r.ranks == ranks, r.threads == threads, r.globalBatch == globalBatch,
-              r.preset == preset, r.task == task else { return nil }
-        return r
-    }
-
-    private func launch(exe: String, dir: String, method: String, lr: Float, seed: UInt64, steps: Int, evaluate: Bool,
-                        data: Prepared, backbone: String, environment: [String: String]) throws -> RunResults {
-        let fm = FileManager.default
-        try? fm.removeItem(atPath: dir)   // a run that did not finish starts again
-        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    /// The `train` arguments of one run: everything that decides its result (data files, named by their content's
+    /// inputs; backbone; budget; rate; seed; ranks are in the results).
+    private func trainArguments(dir: String, method: String, lr: Float, seed: UInt64, steps: Int, evaluate: Bool,
+                                data: Prepared, backbone: String) -> [String] {
         var args = ["train", "--preset", preset, "--method", method, "--task", task, "--train-data", data.train,
                     "--val-data", data.val, "--val-every", "\(valEvery)", "--backbone", backbone,
                     "--global-batch", "\(globalBatch)", "--steps", "\(steps)", "--lr", "\(lr)", "--seed", "\(seed)",
                     "--threads", "\(threads)", "--checkpoint-every", "0", "--output", dir, "--no-eval-before"]
         args += evaluate ? ["--test-data", testData] : ["--no-eval"]
+        return args
+    }
+
+    /// What decides a run's result: its `train` arguments, the backbone's content and the ranks x threads.
+    private func runKey(_ arguments: [String], backboneSHA: String) -> String {
+        arguments.joined(separator: " ") + "\nbackbone sha256 \(backboneSHA)\nranks \(ranks) threads \(threads)\n"
+    }
+
+    /// A finished run in `dir` with exactly this key (its compare-key.txt), if there is one.
+    private func reusable(dir: String, key: String) -> RunResults? {
+        guard (try? String(contentsOfFile: "\(dir)/compare-key.txt", encoding: .utf8)) == key,
+              let r = try? RunResults.read("\(dir)/results.json"), r.firstStep == 0 else { return nil }
+        return r
+    }
+
+    private func launch(exe: String, dir: String, arguments args: [String], environment: [String: String]) throws -> RunResults {
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: dir)   // a run that did not finish starts again
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var command: [String]
         if ranks > 1 {
             command = mpirun.split(separator: " ").map(String.init) + ["-n", "\(ranks)", "-x", "OPENBLAS_NUM_THREADS=\(threads)", exe] + args
@@ -329,11 +352,11 @@ struct Compare: ParsableCommand {
         try ChildProcess.shared.run(process)
         try? log.close()
         if ChildProcess.shared.interrupted {
-            throw DataError(file: dir, message: "interrupted by a signal during run '\(method)' seed \(seed); run the same command again to continue (finished runs are reused)")
+            throw DataError(file: dir, message: "interrupted by a signal during this run; run the same command again to continue (finished runs are reused)")
         }
         guard process.terminationStatus == 0 else {
             let tail = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: " | ") ?? ""
-            throw DataError(file: logPath, message: "run '\(method)' seed \(seed) exited with status \(process.terminationStatus): \(tail)")
+            throw DataError(file: logPath, message: "the run exited with status \(process.terminationStatus): \(tail)")
         }
         return try RunResults.read("\(dir)/results.json")
     }
@@ -463,9 +486,7 @@ struct Compare: ParsableCommand {
                      cpu, ProcessInfo.processInfo.activeProcessorCount, memGiB, ranks, threads, ranks > 1 ? mpirun : "no mpirun")
         let cwd = FileManager.default.currentDirectoryPath + "/"
         let shownBackbone = backbone.hasPrefix(cwd) ? String(backbone.dropFirst(cwd.count)) : backbone
-        var bh = SHA256()
-        bh.update(Array(FileManager.default.contents(atPath: backbone) ?? Data()))
-        md += "- Backbone: `\(shownBackbone)` (preset \(preset), SHA-256 \(bh.finalizeHex().prefix(16))...); budget: \(steps) steps at global batch \(globalBatch) for every method, AdamW, weight decay 0.01, lr halved at 50/80/90/95 % of the run; seeds \(seeds)\n"
+        md += "- Backbone: `\(shownBackbone)` (preset \(preset), SHA-256 \((try? Compare.fileSHA256(backbone))?.prefix(16) ?? "?")...); budget: \(steps) steps at global batch \(globalBatch) for every method, AdamW, weight decay 0.01, lr halved at 50/80/90/95 % of the run; seeds \(seeds)\n"
         md += "- Data: \(data.trainImages.count) training images (\(patchesPerImage) patches each), \(data.valImages.count) validation images held out by name hash (\(data.valImages.joined(separator: ", "))), scored on \(testImages) test images of `\(testData)` that choose nothing\n"
         md += "- PSNR/SSIM: \(evaluator.task.metricOnY ? "Y channel" : "RGB"), border \(evaluator.task.metricBorder), means over the test images; mean ± sample standard deviation over the seeds. Val drop in last 20 %: the share of the method's validation-loss drop (mean curve) that came in the last fifth of the steps, a large share means the loss was still falling when the budget ended. ms/step: median of forward + backward + wait + scan + allreduce + optimizer; train s/run: the whole loop with validations; peak GiB/rank: the largest peak resident set of any rank of any seed\n\n"
         md += table + "\n" + ordering + "\n\n"
