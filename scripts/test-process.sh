@@ -247,17 +247,23 @@ scenario_rank_killed() {
 # If rank 1 stops in the middle of a collective's own data exchange (after it checked in), nobody can tell which rank
 # stalled: rank 0 reports the collective that did not complete ("inside MPI_..."). Both reports must come from rank 0
 # and end the job within seconds; the reason says which one it was.
-scenario_watchdog_stalled_rank() {
-    start_training 2 --watchdog 2 || return
-    local victim; victim=$(rank_pid "$out" 1)
-    kill -STOP "$victim"
+# stop_rank_and_wait RANK: SIGSTOP of that rank of a 2-rank run with --watchdog 2; sets report (the first watchdog
+# line) and returns 1 after a failure report when the job hung, exited 0 or left a process behind.
+stop_rank_and_wait() {
+    start_training 2 --watchdog 2 || return 1
+    kill -STOP "$(rank_pid "$out" "$1")"
     wait_job "$d" 12
     local left; left=$(cleanup "$d" "$out")
-    local report; report=$(grep -m1 "^watchdog: " "$d/mpirun.log")
-    if [ -z "$rc" ]; then fail $name "job still running 12 s after rank 1 stopped (--watchdog 2): hang"
-    elif [ "$rc" -eq 0 ]; then fail $name "mpirun exited 0"
-    elif [ "$left" -ne 0 ]; then fail $name "mpirun ended (rc $rc) but left $left rank process(es) running"
-    elif ! lt "$secs" 8; then fail $name "the job ended only ${secs}s after rank 1 stopped (--watchdog 2)"
+    report=$(grep -m1 "^watchdog: " "$d/mpirun.log")
+    if [ -z "$rc" ]; then fail $name "job still running 12 s after rank $1 stopped (--watchdog 2): hang"; return 1
+    elif [ "$rc" -eq 0 ]; then fail $name "mpirun exited 0"; return 1
+    elif [ "$left" -ne 0 ]; then fail $name "mpirun ended (rc $rc) but left $left rank process(es) running"; return 1; fi
+}
+
+scenario_watchdog_stalled_rank() {
+    local report
+    stop_rank_and_wait 1 || return
+    if ! lt "$secs" 8; then fail $name "the job ended only ${secs}s after rank 1 stopped (--watchdog 2)"
     elif grep -qE "^watchdog: rank 0 waited [0-9]+ s at step [0-9]+(, before MPI_[A-Za-z]+)?: rank\(s\) 1 did not arrive" <<<"$report"; then
         pass $name "job ended ${secs}s after SIGSTOP of rank 1, rc $rc, rank 1 named: ${report#watchdog: }"
     elif grep -qE "^watchdog: rank 0 waited [0-9]+ s inside MPI_[A-Za-z]+ at step [0-9]+: every rank had checked in" <<<"$report"; then
@@ -268,16 +274,9 @@ scenario_watchdog_stalled_rank() {
 # Rank 0 stalls (issue 14 item 9): it cannot report itself, so rank 1 must name it, at the step rendezvous or from
 # inside a collective.
 scenario_watchdog_stalled_rank0() {
-    start_training 2 --watchdog 2 || return
-    local victim; victim=$(rank_pid "$out" 0)
-    kill -STOP "$victim"
-    wait_job "$d" 12
-    local left; left=$(cleanup "$d" "$out")
-    local report; report=$(grep -m1 "^watchdog: " "$d/mpirun.log")
-    if [ -z "$rc" ]; then fail $name "job still running 12 s after rank 0 stopped (--watchdog 2): hang"
-    elif [ "$rc" -eq 0 ]; then fail $name "mpirun exited 0"
-    elif [ "$left" -ne 0 ]; then fail $name "mpirun ended (rc $rc) but left $left rank process(es) running"
-    elif grep -qE "^watchdog: rank 1 waited [0-9]+ s (at step [0-9]+.*: rank\(s\) 0 did not arrive|inside MPI_[A-Za-z]+ at step [0-9]+: rank 0 did not complete it.*rank 0 is the one that stalled)" <<<"$report"; then
+    local report
+    stop_rank_and_wait 0 || return
+    if grep -qE "^watchdog: rank 1 waited [0-9]+ s (at step [0-9]+.*: rank\(s\) 0 did not arrive|inside MPI_[A-Za-z]+ at step [0-9]+: rank 0 did not complete it.*rank 0 is the one that stalled)" <<<"$report"; then
         pass $name "job ended ${secs}s after SIGSTOP of rank 0, rc $rc, rank 0 named: ${report#watchdog: }"
     else fail $name "job ended (rc $rc, ${secs}s) without a report naming rank 0 (got: ${report:-nothing})"; fi
 }
