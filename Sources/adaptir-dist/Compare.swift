@@ -421,11 +421,16 @@ struct Compare: ParsableCommand {
         try Data(csv.utf8).write(to: URL(fileURLWithPath: "\(out)/runs.csv"), options: .atomic)
         // How much of each method's validation-loss drop came in the last fifth of the run (mean curve over seeds): a
         // large share means the loss was still falling when the budget ended.
-        var lateShare: [String: Double] = [:]
+        // Validation curves: mean over seeds per method (read once; also the columns of val-curves.csv).
+        var curves: [String: [Int: Double]] = [:]
         for m in methodNames {
             var sum: [Int: (Double, Int)] = [:]
             for run in results[m] ?? [] { for (s, v) in validationCurve(run.dir) { sum[s, default: (0, 0)].0 += v; sum[s, default: (0, 0)].1 += 1 } }
-            let curve = sum.mapValues { $0.0 / Double($0.1) }
+            curves[m] = sum.mapValues { $0.0 / Double($0.1) }
+        }
+        var lateShare: [String: Double] = [:]
+        for m in methodNames {
+            let curve = curves[m] ?? [:]
             guard let first = curve[0], let lastStep = curve.keys.max(), let last = curve[lastStep],
                   let mark = curve.keys.filter({ Double($0) <= 0.8 * Double(lastStep) }).max(), let atMark = curve[mark] else { continue }
             lateShare[m] = first - last > 0 ? (atMark - last) / (first - last) : .nan
@@ -460,15 +465,8 @@ struct Compare: ParsableCommand {
         let ordering = "Ordering of the parameter-efficient methods that the paper also reports, by mean PSNR here: "
             + hereOrder.joined(separator: " > ") + "; in the paper (LR4&Noise30, Set5, spec 6.1): " + paperOrder.joined(separator: " > ") + "."
 
-        // Validation curves: mean over seeds per method, one column each; the unadapted loss as a reference.
-        var curveSteps = Set<Int>()
-        var curves: [String: [Int: Double]] = [:]
-        for m in methodNames {
-            var sum: [Int: (Double, Int)] = [:]
-            for run in results[m] ?? [] { for (s, v) in validationCurve(run.dir) { sum[s, default: (0, 0)].0 += v; sum[s, default: (0, 0)].1 += 1 } }
-            curves[m] = sum.mapValues { $0.0 / Double($0.1) }
-            curveSteps.formUnion(sum.keys)
-        }
+        // One column per method, the unadapted loss as a reference.
+        let curveSteps = Set(curves.values.flatMap(\.keys))
         var curveCSV = "step," + methodNames.joined(separator: ",") + ",unadapted\n"
         for s in curveSteps.sorted() {
             curveCSV += "\(s)," + methodNames.map { curves[$0]?[s].map { String(format: "%.6f", $0) } ?? "" }.joined(separator: ",") + String(format: ",%.6f\n", unadaptedVal)

@@ -164,7 +164,10 @@ struct TrainingJob {
             guard access(config.output, W_OK) == 0 else {
                 throw DataError(file: config.output, message: "the output folder is not writable: \(String(cString: strerror(errno)))")
             }
-            lock = try FileLock(path: (config.output as NSString).appendingPathComponent(".lock"), what: "output folder \(config.output)")
+            func takeLock() throws -> FileLock {
+                try FileLock(path: (config.output as NSString).appendingPathComponent(".lock"), what: "output folder \(config.output)")
+            }
+            lock = try takeLock()
             let checkpoint = (config.output as NSString).appendingPathComponent("checkpoint.h5")
             if !resume && FileManager.default.fileExists(atPath: checkpoint) {
                 if archiveExisting {
@@ -172,7 +175,7 @@ struct TrainingJob {
                     lock = nil
                     try FileManager.default.moveItem(atPath: config.output, toPath: archived)
                     try FileManager.default.createDirectory(atPath: config.output, withIntermediateDirectories: true)
-                    lock = try FileLock(path: (config.output as NSString).appendingPathComponent(".lock"), what: "output folder \(config.output)")
+                    lock = try takeLock()
                     log("the previous run in \(config.output) was moved to \(archived)")
                 } else if !force {
                     throw TrainingError.configuration("\(checkpoint) exists: continue that run with --resume, or start over with --force (it is replaced), or choose another --output")
