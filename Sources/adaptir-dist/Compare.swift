@@ -242,7 +242,9 @@ struct Compare: ParsableCommand {
 
     /// This binary, so the runs use the same build as the comparison.
     static func executablePath() -> String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        // A rebuilt binary replaces the file: the link then ends in " (deleted)", and the path names the new build.
+        let link = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return link.hasSuffix(" (deleted)") ? String(link.dropLast(" (deleted)".count)) : link
     }
 
     // MARK: data

@@ -71,6 +71,46 @@ final class MultiRankTests: XCTestCase {
         report("allreduce sum Float n=\(n)")
     }
 
+    /// The gradient mean in fp16/bf16 (`train --grad-dtype`): every rank ends with bit-identical values, within the
+    /// format's rounding of the exact fp32 mean (one rounding per encoding and per addition, each relative to at most
+    /// the sum of the magnitudes); an fp16 overflow is reported on every rank.
+    func testAllreduceMeanInHalfPrecision() throws {
+        let n = 5000, p = comm.size
+        func contribution(_ r: Int) -> [Float] {
+            var rng = SplitMix64(seed: 50 + UInt64(r))
+            return (0..<n).map { _ in (rng.unitFloat() - 0.5) * powf(10, -3 * rng.unitFloat()) }
+        }
+        var exact = [Double](repeating: 0, count: n), magnitude = [Double](repeating: 0, count: n)
+        for r in 0..<p {
+            let c = contribution(r)
+            for i in 0..<n { exact[i] += Double(c[i]) / Double(p); magnitude[i] += Double(abs(c[i])) / Double(p) }
+        }
+        for (wire, eps, tiny) in [(GradientWireType.fp32, 1e-7, 0.0), (.fp16, 1.0 / 2048, 6e-8), (.bf16, 1.0 / 256, 0.0)] {
+            var buf = contribution(comm.rank), scratch: [UInt16] = []
+            let finite = try buf.withUnsafeMutableBufferPointer { try comm.allreduceMean($0, wire: wire, scratch: &scratch) }
+            XCTAssertTrue(finite, "\(wire)")
+            var worst = 0.0
+            for i in 0..<n {
+                let err = abs(Double(buf[i]) - exact[i]), bound = Double(2 * p) * eps * magnitude[i] + Double(2 * p) * tiny
+                worst = max(worst, err / max(bound, 1e-30))
+                if err > bound { XCTFail("\(wire) [\(i)] = \(buf[i]), exact mean \(exact[i]), bound \(bound)"); break }
+            }
+            let hash = buf.reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1.bitPattern)) &* 1099511628211 }
+            XCTAssertEqual(try comm.ranksDiffering(hash), [], "\(wire): ranks hold different means")
+            report("allreduce mean \(wire.rawValue) n=\(n), worst error \(String(format: "%.2f", worst)) of its bound")
+        }
+        guard p > 1 else { return }
+        var big = [Float](repeating: 1e5, count: 10), scratch: [UInt16] = []
+        let finite = try big.withUnsafeMutableBufferPointer { try comm.allreduceMean($0, wire: .fp16, scratch: &scratch) }
+        XCTAssertFalse(finite, "a mean of 1e5 overflows fp16 (max 65504) and must be reported")
+        let bfOK = try big.withUnsafeMutableBufferPointer { b -> Bool in
+            for i in b.indices { b[i] = 1e5 }
+            return try comm.allreduceMean(b, wire: .bf16, scratch: &scratch)
+        }
+        XCTAssertTrue(bfOK)
+        XCTAssertEqual(big[0], 99840, "bf16 of 1e5 (8-bit mantissa)")
+    }
+
     func testAllreduceSumDouble() throws {
         // Rank r contributes (r+1)·(i+0.5) + 1e-3·r: sum = w·(i+0.5) + 1e-3·p(p-1)/2.
         let n = 777

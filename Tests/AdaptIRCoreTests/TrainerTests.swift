@@ -74,6 +74,30 @@ final class TrainerMultiRankTests: XCTestCase {
         print("TrainerMultiRankTests: rank \(world.rank) of \(world.size) ok: validation loss \(all) vs \(one) on one rank")
     }
 
+    /// `--grad-dtype fp16|bf16`: half the bytes per step, and weights within AdamW's per-step bound of the fp32 run
+    /// (each element's update is at most about lr per step, so a wrong decoding or a lost rank shows as more).
+    func testHalfPrecisionGradientsTrackFP32() throws {
+        let world = Communicator.world
+        let steps = 3, lr: Float = 1e-3
+        func run(_ wire: GradientWireType) throws -> (AdaptedIPT, [StepStats]) {
+            let m = perturbedTinyModel(method: .adaptir)
+            let t = try Trainer(model: m, comm: world, task: 2, globalBatch: 4, totalSteps: steps, lr: lr)
+            t.gradWire = wire
+            try t.broadcastState()
+            return (m, try runSteps(t, steps: steps))
+        }
+        let (reference, refStats) = try run(.fp32)
+        for wire in [GradientWireType.fp16, .bf16] {
+            let (m, stats) = try run(wire)
+            XCTAssertEqual(stats[0].bytesReduced, 2 * m.store.trainableCount)
+            XCTAssertEqual(stats[0].loss, refStats[0].loss, accuracy: 1e-6, "the first forward does not depend on the wire")
+            var worst: Float = 0
+            for i in 0..<m.store.trainableCount { worst = max(worst, abs(m.store.trainable.base[i] - reference.store.trainable.base[i])) }
+            XCTAssertLessThanOrEqual(worst, 2 * lr * Float(steps), "\(wire)")
+            print("TrainerMultiRankTests: rank \(world.rank) of \(world.size) ok: \(wire) gradients, largest weight difference from fp32 \(worst) after \(steps) steps (lr \(lr))")
+        }
+    }
+
     private func checkRanksMatchOneRank(_ method: MethodChoice) throws {
         let world = Communicator.world
         let steps = 3, globalBatch = 4, task = 2

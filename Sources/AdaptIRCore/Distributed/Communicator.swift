@@ -164,7 +164,7 @@ public final class Communicator: @unchecked Sendable {
     }
 
     /// Runs `body(offset, n)` over consecutive chunks of at most `maxCountPerCall` elements.
-    private func chunked(_ count: Int, _ op: String, _ body: (Int, Int32) -> Int32) throws {
+    func chunked(_ count: Int, _ op: String, _ body: (Int, Int32) -> Int32) throws {
         let limit = max(1, min(maxCountPerCall, Int(Int32.max)))
         var offset = 0
         while offset < count {

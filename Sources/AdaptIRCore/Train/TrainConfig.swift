@@ -40,13 +40,15 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Folders of clean training images, packed per task into `cache` when `train_data` is empty; empty: the
     /// bundled sample photos.
     public var trainDirs: [String] = []
+    /// How the gradient buffer travels in the allreduce: fp32, fp16 or bf16 (half the bytes; each rank keeps fp32).
+    public var gradDtype = GradientWireType.fp32
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case preset, method, task, backbone, steps, lr, gamma, seed, output, cache, threads, milestones
         case trainData = "train_data", testData = "test_data", globalBatch = "global_batch"
         case weightDecay = "weight_decay", syncBN = "sync_bn", checkpointEvery = "checkpoint_every", methodOptions = "method_options"
         case patchesPerImage = "patches_per_image", valData = "val_data", valEvery = "val_every"
-        case tasks, trainDirs = "train_dirs"
+        case tasks, trainDirs = "train_dirs", gradDtype = "grad_dtype"
     }
 
     public init() {}
@@ -60,6 +62,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         "iterations": "steps", "iters": "steps", "total_iter": "steps", "max_steps": "steps", "wd": "weight_decay",
         "train": "train_data", "test": "test_data", "val": "val_data", "save_dir": "output", "output_dir": "output",
         "checkpoint_freq": "checkpoint_every", "save_checkpoint_freq": "checkpoint_every", "num_threads": "threads",
+        "fp16_allreduce": "grad_dtype", "compression": "grad_dtype",
     ]
 
     /// The known key closest to an unknown one: an alias, else the nearest by edit distance (at most a third of
@@ -133,6 +136,13 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         valEvery = try c.decodeIfPresent(Int.self, forKey: .valEvery) ?? d.valEvery
         tasks = try c.decodeIfPresent([String].self, forKey: .tasks) ?? d.tasks
         trainDirs = try c.decodeIfPresent([String].self, forKey: .trainDirs) ?? d.trainDirs
+        if let text = try c.decodeIfPresent(String.self, forKey: .gradDtype) {
+            guard let w = GradientWireType(rawValue: text) else {
+                throw DecodingError.dataCorruptedError(forKey: .gradDtype, in: c, debugDescription:
+                    "unknown gradient type '\(text)' (\(GradientWireType.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            gradDtype = w
+        }
     }
 
     /// Checks every field; the error names the field and the value.

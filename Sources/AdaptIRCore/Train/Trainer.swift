@@ -16,19 +16,23 @@ public struct StepStats: Sendable {
     /// The gradient allreduce of the flat buffer and its 1/p scaling: the exposed communication.
     public var allreduceSeconds = 0.0
     public var optimizerSeconds = 0.0
-    /// Floats of the gradient allreduce (= trainable parameters) and their bytes.
+    /// Elements of the gradient allreduce (= trainable parameters) and their bytes on the wire.
     public var floatsReduced = 0
-    public var bytesReduced: Int { floatsReduced * MemoryLayout<Float>.size }
+    public var wire: GradientWireType = .fp32
+    public var bytesReduced: Int { floatsReduced * wire.bytesPerElement }
 }
 
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case nonFinite(step: Int, ranks: [Int], tensors: [String])
+    case halfOverflow(step: Int, wire: GradientWireType)
     case configuration(String)
 
     public var description: String {
         switch self {
         case let .nonFinite(step, ranks, tensors):
             return "step \(step): non-finite values on rank(s) \(ranks.map(String.init).joined(separator: ", ")) in \(tensors.joined(separator: "; "))"
+        case let .halfOverflow(step, wire):
+            return "step \(step): the \(wire.rawValue) gradient allreduce overflowed (a mean gradient beyond \(wire == .fp16 ? "65504" : "the float range")); train with --grad-dtype fp32 or bf16"
         case let .configuration(message):
             return message
         }
@@ -54,6 +58,9 @@ public final class Trainer {
     public let syncBatchNorm: CommBatchNormReducer?
     /// Optimisation steps done (the next step's index).
     public internal(set) var step = 0
+    /// How the gradient buffer travels in the allreduce (fp32, or fp16/bf16 with fp32 sums on each rank).
+    public var gradWire: GradientWireType = .fp32
+    private var wireScratch: [UInt16] = []
 
     public init(model: AdaptedIPT, comm: Communicator, task: Int, globalBatch: Int, totalSteps: Int,
                 lr: Float = 1e-4, weightDecay: Float = 0.01, milestones: [Double] = [0.5, 0.8, 0.9, 0.95],
@@ -95,7 +102,7 @@ public final class Trainer {
         precondition(lq.shape.first == localBatch && gt.shape.first == localBatch,
                      "trainStep: batches \(lq.shape) / \(gt.shape) for a local batch of \(localBatch)")
         let store = model.store
-        var stats = StepStats(step: step, loss: 0, lr: schedule.rate(at: step), floatsReduced: store.trainableCount)
+        var stats = StepStats(step: step, loss: 0, lr: schedule.rate(at: step), floatsReduced: store.trainableCount, wire: gradWire)
         model.training = true
         store.zeroGrad()
 
@@ -123,12 +130,9 @@ public final class Trainer {
         stats.loss = summary[0] / Double(comm.size)
         t = monotonicSeconds()
         let grads = UnsafeMutableBufferPointer(start: store.trainableGrad.base, count: store.trainableCount)
-        if comm.size > 1 {
-            try comm.allreduceSum(grads)
-            let inv = 1 / Float(comm.size)
-            for i in grads.indices { grads[i] *= inv }
-        }
+        let finite = try comm.allreduceMean(grads, wire: gradWire, scratch: &wireScratch)
         stats.allreduceSeconds = monotonicSeconds() - t
+        if !finite { throw TrainingError.halfOverflow(step: step, wire: gradWire) }
 
         t = monotonicSeconds()
         optimizer.lr = stats.lr
