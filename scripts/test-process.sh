@@ -23,6 +23,8 @@
 #   installed-from-anywhere scripts/install.sh into a temporary prefix, then `adaptir-dist train` (the embedded
 #                          default, 2 steps, with its evaluation) run from a fresh folder under /tmp: it finds the
 #                          installed backbone, training photos and test photos
+#   scaling-run            cluster/scaling/run on a tiny plan with 2 simulated nodes: report and cleanup; the same
+#                          run stopped with SIGINT while its nodes are up: non-zero, no namespace/bridge/rank left
 #   data-not-found         a copy of the binary outside any prefix or checkout, $ADAPTIR_DATA an empty folder, run
 #                          from /tmp: exits non-zero with one line naming samples/train and every place looked in
 #
@@ -452,9 +454,58 @@ scenario_compare() {
     pass $name "6 runs, table with bicubic and unadapted rows, curves, 6 reused on the second call, 2 refusals"
 }
 
+# cluster/scaling/run on a tiny plan (1 and 2 ranks, 2 simulated nodes at 1 Gbit/s, 3 steps): it finishes with the
+# model's report and removes its nodes; then the same run stopped with SIGINT (Ctrl-C) while its simulated nodes are
+# up leaves no namespace, bridge or rank behind.
+scenario_scaling_run() {
+    local name=scaling-run s i pid guard rc left
+    mkdir -p "$d"
+    if [ "$(id -u)" -ne 0 ]; then fail $name "needs root for the simulated nodes (ip netns, tc)"; return; fi
+    tiny() { BIN="$bin" RANKS="1 2" NODES=2 BENCH_NODES=2 RATES=1gbit STEPS=3 WARMUP=1 BENCH_SIZES=small-adaptir,small-full \
+             timeout --kill-after=10 300 cluster/scaling/run --quick --methods adaptir --out "$1"; }
+    left_behind() {
+        { ip link show arbr0 >/dev/null 2>&1 && echo "bridge arbr0"; ip netns list | grep -o "arnode[0-9]*";
+          pgrep -f -- "--output $1/" >/dev/null && echo "processes of $1"; } | tr '\n' ' '
+    }
+    s="$d/full"
+    tiny "$s" >"$d/run.log" 2>&1; rc=$?
+    if [ "$rc" -ne 0 ]; then fail $name "the run exited $rc: $(tail -2 "$d/run.log" | tr '\n' ' ')"; return; fi
+    if [ "$(csv_rows "$s/steps.csv")" -ne 5 ] || [ "$(csv_rows "$s/allreduce.csv")" -ne 4 ]; then
+        fail $name "steps.csv $(csv_rows "$s/steps.csv") rows (want 5), allreduce.csv $(csv_rows "$s/allreduce.csv") (want 4)"; return
+    fi
+    for f in model.md scaling.csv validation.csv prediction.csv; do
+        [ -s "$s/$f" ] || { fail $name "no $f"; return; }
+    done
+    if ! grep -q "Mean absolute error" "$s/model.md" || ! grep -q "nodes to reach 111 patches/s" "$s/model.md"; then
+        fail $name "model.md lacks the validation or the H100 answer"; return
+    fi
+    if command -v gnuplot >/dev/null && [ ! -s "$s/prediction.svg" ]; then fail $name "gnuplot is here but prediction.svg is missing"; return; fi
+    left=$(left_behind "$s")
+    if [ -n "$left" ]; then fail $name "after a finished run: $left"; return; fi
+
+    s="$d/interrupted"
+    # Its own session and process group (setsid execs in place: $! is the group), as a terminal's foreground job.
+    BIN="$bin" RANKS="1 2" NODES=2 BENCH_NODES=2 RATES=1gbit STEPS=3 WARMUP=1 BENCH_SIZES=small-adaptir,small-full \
+        setsid cluster/scaling/run --quick --methods adaptir --out "$s" >"$d/int.log" 2>&1 &
+    pid=$!
+    ( sleep 200; kill -KILL -- -"$pid" ) >/dev/null 2>&1 &   # a guard against a hang; holds no pipe open
+    guard=$!
+    for i in $(seq 1 600); do ip link show arbr0 >/dev/null 2>&1 && break; sleep 0.2; done
+    if ! ip link show arbr0 >/dev/null 2>&1; then kill -KILL -- -"$pid" 2>/dev/null; fail $name "the simulated nodes never came up: $(tail -2 "$d/int.log" | tr '\n' ' ')"; return; fi
+    sleep 1
+    kill -INT -- -"$pid"    # Ctrl-C: the whole foreground process group
+    wait "$pid"; rc=$?
+    kill "$guard" 2>/dev/null
+    sleep 1
+    left=$(left_behind "$s")
+    if [ -n "$left" ]; then "$repo/cluster/netns-nodes.sh" down >/dev/null 2>&1; fail $name "after Ctrl-C: $left"; return; fi
+    if [ "$rc" -eq 0 ]; then fail $name "the interrupted run exited 0"; return; fi
+    pass $name "5 runs, 4 allreduce timings, model.md with validation and prediction; Ctrl-C while nodes were up: exit $rc, nothing left"
+}
+
 all=(config-mismatch config-mismatch-seed backbone-mismatch rank-killed watchdog-stalled-rank watchdog-stalled-rank0
      sigterm-ranks sigint-one-rank sigterm-mpirun kill-during-checkpoint resume-config-mismatch
-     installed-from-anywhere data-not-found compare)
+     installed-from-anywhere data-not-found compare scaling-run)
 only=${PROCESS_ONLY:-${all[*]}}
 for name in ${only//,/ }; do
     d="$work/$name"; out="$d/out"

@@ -11,7 +11,7 @@ struct AdaptIRDist: ParsableCommand {
             Run under mpirun for data parallelism (e.g. `mpirun -n 8 adaptir-dist train`); every command also \
             works as a single process.
             """,
-        subcommands: [Train.self, Pretrain.self, Pack.self, Eval.self, Restore.self, Inspect.self, Bench.self, Compare.self]
+        subcommands: [Train.self, Pretrain.self, Pack.self, Eval.self, Restore.self, Inspect.self, Bench.self, Compare.self, ScalingModelCommand.self]
     )
 }
 

@@ -32,6 +32,11 @@ struct BenchAllreduce: ParsableCommand {
     @Option(help: "Time with the trainer's collective watchdog check-in on (seconds, as `train --watchdog`, whose default is 300); 0: off.")
     var watchdog: Double = 0
 
+    @Option(name: .customLong("grad-dtype"), help: "fp32 (the buffer sum), or fp16/bf16: the trainer's half-precision mean (`train --grad-dtype`), conversions included.")
+    var gradDtype: GradientWireType = .fp32
+
+    @Option(help: "Also write the results as CSV to this file (rank 0).") var csv: String?
+
     func validate() throws {
         guard repeats >= 1 else { throw ValidationError("--repeats must be >= 1, got \(repeats)") }
         guard warmup >= 1 else { throw ValidationError("--warmup must be >= 1, got \(warmup)") }
@@ -60,7 +65,7 @@ struct BenchAllreduce: ParsableCommand {
         }
         var results: [AllreduceBenchmark.Result] = []
         for size in list {
-            let r = try AllreduceBenchmark.measure(comm: comm, size: size, warmup: warmup, repeats: repeats, maxSeconds: maxSeconds)
+            let r = try AllreduceBenchmark.measure(comm: comm, size: size, warmup: warmup, repeats: repeats, maxSeconds: maxSeconds, wire: gradDtype)
             results.append(r)
             if comm.isRoot {
                 print("  \(size.label): \(r.warmups) warm-up, \(r.repeats) repeats, median \(AllreduceBenchmark.milliseconds(r.medianSeconds)) ms, "
@@ -69,6 +74,11 @@ struct BenchAllreduce: ParsableCommand {
             }
         }
         guard comm.isRoot else { return }
+        if let csv {
+            do { try Data(AllreduceBenchmark.csv(results, hosts: Set(hosts).count).utf8).write(to: URL(fileURLWithPath: csv), options: .atomic) } catch {
+                throw ValidationError("--csv \(csv): cannot write (\(error.localizedDescription))")
+            }
+        }
         print("")
         print(AllreduceBenchmark.markdownTable(results), terminator: "")
         // The PETL argument in one line: the full gradient's allreduce against the adapter's, per preset.

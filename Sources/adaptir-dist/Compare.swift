@@ -508,15 +508,7 @@ struct Compare: ParsableCommand {
             set grid
             plot for [i=2:\(columns + 1)] '\(out)/val-curves.csv' using 1:i with linespoints pointsize 0.5 title columnheader(i)
             """
-        let gp = "\(out)/val-curves.gp"
-        guard (try? Data(script.utf8).write(to: URL(fileURLWithPath: gp))) != nil else { return false }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["gnuplot", gp]
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return false }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
+        return runGnuplot(script, scriptPath: "\(out)/val-curves.gp")
     }
 }
 

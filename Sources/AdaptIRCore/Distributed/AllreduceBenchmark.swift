@@ -87,30 +87,40 @@ public enum AllreduceBenchmark {
         public let warmups: Int
         /// Seconds of each timed repeat: the slowest rank's time of that repeat.
         public let times: [Double]
-        public init(size: Size, ranks: Int, warmups: Int, times: [Double]) {
-            self.size = size; self.ranks = ranks; self.warmups = warmups; self.times = times
+        /// How the values travelled (fp32, or fp16/bf16 as `train --grad-dtype`).
+        public let wire: GradientWireType
+        public init(size: Size, ranks: Int, warmups: Int, times: [Double], wire: GradientWireType = .fp32) {
+            self.size = size; self.ranks = ranks; self.warmups = warmups; self.times = times; self.wire = wire
         }
         public var repeats: Int { times.count }
+        /// Bytes on the wire per rank's buffer.
+        public var bytes: Int { size.floats * wire.bytesPerElement }
         public var medianSeconds: Double { AllreduceBenchmark.median(times) }
         public var bestSeconds: Double { times.min() ?? 0 }
-        public var algorithmicBandwidth: Double { AllreduceBenchmark.algorithmicBandwidth(bytes: size.bytes, seconds: medianSeconds) }
-        public var busBandwidth: Double { AllreduceBenchmark.busBandwidth(bytes: size.bytes, seconds: medianSeconds, ranks: ranks) }
+        public var algorithmicBandwidth: Double { AllreduceBenchmark.algorithmicBandwidth(bytes: bytes, seconds: medianSeconds) }
+        public var busBandwidth: Double { AllreduceBenchmark.busBandwidth(bytes: bytes, seconds: medianSeconds, ranks: ranks) }
     }
 
     public struct CheckError: Error, CustomStringConvertible {
         public let description: String
     }
 
-    /// Times `comm.allreduceSum` in place on a buffer of `size.floats` floats.
+    /// Times `comm.allreduceSum` in place on a buffer of `size.floats` floats (with `wire` fp16/bf16: the trainer's
+    /// `allreduceMean` in that format, encoding and decoding included, checked against the mean within 1 %).
     ///
     /// Every rank fills its buffer with rank + 1; the first warm-up call is checked on every rank (sampled elements
     /// must equal p(p+1)/2, exact in Float), then the buffer is zeroed so the repeats sum zeros (no overflow, no
     /// denormals). Each repeat starts with a barrier; its time is the slowest rank's. After `warmup` calls, up to
     /// `repeats` timed calls run while the time spent on this size stays under `maxSeconds` (at least one warm-up and
     /// one timed call always run; rank 0 decides and broadcasts, outside the timed region).
-    public static func measure(comm: Communicator, size: Size, warmup: Int, repeats: Int, maxSeconds: Double) throws -> Result {
+    public static func measure(comm: Communicator, size: Size, warmup: Int, repeats: Int, maxSeconds: Double,
+                               wire: GradientWireType = .fp32) throws -> Result {
         let buf = UnsafeMutableBufferPointer<Float>.allocate(capacity: size.floats)
         defer { buf.deallocate() }
+        var scratch: [UInt16] = []
+        func reduce() throws {
+            if wire == .fp32 { try comm.allreduceSum(buf) } else { try comm.allreduceMean(buf, wire: wire, scratch: &scratch) }
+        }
         buf.initialize(repeating: Float(comm.rank + 1))   // touches every page before timing
         let start = monotonicSeconds()
         func rootSaysGoOn(_ wanted: Bool) throws -> Bool {
@@ -119,10 +129,11 @@ public enum AllreduceBenchmark {
         }
 
         try comm.barrier()
-        try comm.allreduceSum(buf)
-        let want = Float(comm.size * (comm.size + 1) / 2)
+        try reduce()
+        let want = wire == .fp32 || comm.size == 1 ? Float(comm.size * (comm.size + 1) / 2) : Float(comm.size + 1) / 2
         let probes = Set([0, size.floats / 3, size.floats / 2, size.floats - 1] + stride(from: 0, to: size.floats, by: max(1, size.floats / 64)))
-        let wrong = probes.sorted().first { buf[$0] != want }
+        let tolerance: Float = wire == .fp32 ? 0 : 0.01 * want
+        let wrong = probes.sorted().first { abs(buf[$0] - want) > tolerance }
         let failed = try comm.allgather(Int64(wrong ?? -1))
         if let r = failed.firstIndex(where: { $0 >= 0 }) {
             throw CheckError(description: "allreduce of \(size.floats) floats gave a wrong sum on rank \(r) at element \(failed[r]) (want \(want))")
@@ -131,7 +142,7 @@ public enum AllreduceBenchmark {
         var warmups = 1
         while try rootSaysGoOn(warmups < warmup) {
             try comm.barrier()
-            try comm.allreduceSum(buf)
+            try reduce()
             warmups += 1
         }
 
@@ -139,11 +150,11 @@ public enum AllreduceBenchmark {
         repeat {
             try comm.barrier()
             let t0 = monotonicSeconds()
-            try comm.allreduceSum(buf)
+            try reduce()
             times.append(monotonicSeconds() - t0)
         } while try rootSaysGoOn(times.count < repeats)
         try times.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }
-        return Result(size: size, ranks: comm.size, warmups: warmups, times: times)
+        return Result(size: size, ranks: comm.size, warmups: warmups, times: times, wire: wire)
     }
 
     /// A markdown table of results: size, floats, bytes, ranks, repeats, median and best ms, algbw and busbw (GB/s,
@@ -155,11 +166,19 @@ public enum AllreduceBenchmark {
             // On one rank nothing moves: the bandwidths would only measure the call overhead.
             let alg = r.ranks > 1 ? String(format: "%.3f", r.algorithmicBandwidth / 1e9) : "n/a"
             let bus = r.ranks > 1 ? String(format: "%.3f", r.busBandwidth / 1e9) : "n/a"
-            s += String(format: "| %@ | %@ | %@ | %d | %d | %@ | %@ | %@ | %@ |\n", r.size.label, r.size.floats.grouped,
-                        r.size.bytes.grouped, r.ranks, r.repeats, milliseconds(r.medianSeconds), milliseconds(r.bestSeconds),
+            s += String(format: "| %@ | %@ | %@ | %d | %d | %@ | %@ | %@ | %@ |\n", r.size.label + (r.wire == .fp32 ? "" : " (\(r.wire.rawValue))"), r.size.floats.grouped,
+                        r.bytes.grouped, r.ranks, r.repeats, milliseconds(r.medianSeconds), milliseconds(r.bestSeconds),
                         alg, bus)
         }
         return s
+    }
+
+    /// CSV rows (with a header line): ranks, hosts, grad_dtype, label, floats, bytes, median_ms, best_ms.
+    public static func csv(_ results: [Result], hosts: Int) -> String {
+        "ranks,hosts,grad_dtype,label,floats,bytes,median_ms,best_ms\n" + results.map { r in
+            "\(r.ranks),\(hosts),\(r.wire.rawValue),\(r.size.label.replacingOccurrences(of: " ", with: "-")),\(r.size.floats),\(r.bytes),"
+                + String(format: "%.6f,%.6f", r.medianSeconds * 1e3, r.bestSeconds * 1e3)
+        }.joined(separator: "\n") + "\n"
     }
 
     /// Milliseconds with about 3 significant digits (at least whole milliseconds).
