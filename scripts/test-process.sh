@@ -25,6 +25,7 @@
 #                          installed backbone, training photos and test photos
 #   scaling-run            cluster/scaling/run on a tiny plan with 2 simulated nodes: report and cleanup; the same
 #                          run stopped with SIGINT while its nodes are up: non-zero, no namespace/bridge/rank left
+#   slurm-sbatch           cluster/slurm/train.sbatch: bash -n, and the srun/mpirun lines it builds are the README's
 #   data-not-found         a copy of the binary outside any prefix or checkout, $ADAPTIR_DATA an empty folder, run
 #                          from /tmp: exits non-zero with one line naming samples/train and every place looked in
 #
@@ -503,9 +504,28 @@ scenario_scaling_run() {
     pass $name "5 runs, 4 allreduce timings, model.md with validation and prediction; Ctrl-C while nodes were up: exit $rc, nothing left"
 }
 
+# cluster/slurm/train.sbatch parses (bash -n) and, in a fake job (SLURM_JOB_ID=4242), builds exactly the srun and
+# mpirun lines the README documents; outside a job it refuses with one line.
+scenario_slurm_sbatch() {
+    local name=slurm-sbatch args got want launcher
+    mkdir -p "$d"
+    if ! bash -n cluster/slurm/train.sbatch 2>"$d/syntax.log"; then fail $name "bash -n: $(head -1 "$d/syntax.log")"; return; fi
+    args=(--train-data /shared/train.h5 --backbone /shared/ipt.h5 --preset ipt)
+    for launcher in srun mpirun; do
+        got=$(env -u SLURM_CPUS_PER_TASK SLURM_JOB_ID=4242 LAUNCHER=$launcher ADAPTIR_BIN=adaptir-dist ADAPTIR_DRY_RUN=1 \
+              cluster/slurm/train.sbatch "${args[@]}" 2>&1)
+        want=$(grep -m1 "^$launcher .* adaptir-dist train --threads 1 --output runs/slurm-4242 " README.md)
+        if [ -z "$want" ]; then fail $name "README.md documents no '$launcher ... adaptir-dist train' line"; return; fi
+        if [ "$got" != "$want" ]; then fail $name "$launcher: built '$got', README documents '$want'"; return; fi
+    done
+    got=$(env -u SLURM_JOB_ID cluster/slurm/train.sbatch 2>&1); rc=$?
+    if [ "$rc" -eq 0 ] || ! grep -q "not inside a Slurm job" <<<"$got"; then fail $name "outside a job: exit $rc, '$got'"; return; fi
+    pass $name "syntax, the README's srun and mpirun lines, refusal outside a job"
+}
+
 all=(config-mismatch config-mismatch-seed backbone-mismatch rank-killed watchdog-stalled-rank watchdog-stalled-rank0
      sigterm-ranks sigint-one-rank sigterm-mpirun kill-during-checkpoint resume-config-mismatch
-     installed-from-anywhere data-not-found compare scaling-run)
+     installed-from-anywhere data-not-found compare scaling-run slurm-sbatch)
 only=${PROCESS_ONLY:-${all[*]}}
 for name in ${only//,/ }; do
     d="$work/$name"; out="$d/out"
