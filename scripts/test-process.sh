@@ -26,6 +26,7 @@
 #   scaling-run            cluster/scaling/run on a tiny plan with 2 simulated nodes: report and cleanup; the same
 #                          run stopped with SIGINT while its nodes are up: non-zero, no namespace/bridge/rank left
 #   slurm-sbatch           cluster/slurm/train.sbatch: bash -n, and the srun/mpirun lines it builds are the README's
+#   bench-step             bench step under mpirun -n 2: breakdown, bytes reduced, CSV; --no-allreduce reduces nothing
 #   data-not-found         a copy of the binary outside any prefix or checkout, $ADAPTIR_DATA an empty folder, run
 #                          from /tmp: exits non-zero with one line naming samples/train and every place looked in
 #
@@ -523,9 +524,29 @@ scenario_slurm_sbatch() {
     pass $name "syntax, the README's srun and mpirun lines, refusal outside a job"
 }
 
+# bench step: the trainer's step under mpirun -n 2 reports its breakdown, the bytes reduced (the adapter's 7,596
+# floats at preset small) and a CSV row; --no-allreduce reduces nothing.
+scenario_bench_step() {
+    local name=bench-step rc
+    mkdir -p "$d"
+    timeout --kill-after=10 $limit mpirun -n 2 $(mpi_flags 2) "$bin" bench step --preset small --batch 2 --warmup 0 --steps 1 \
+        --csv "$d/step.csv" >"$d/step.log" 2>&1; rc=$?
+    if [ "$rc" -ne 0 ]; then fail $name "exit $rc: $(tail -1 "$d/step.log")"; return; fi
+    for want in "2 rank(s)" "gradient allreduce" "% of sgemm" "peak resident memory" "reduced per step: 7,596 fp32 values = 30,384 bytes"; do
+        grep -qF "$want" "$d/step.log" || { fail $name "no '$want' in the output"; return; }
+    done
+    timeout --kill-after=10 $limit mpirun -n 2 $(mpi_flags 2) "$bin" bench step --preset small --batch 2 --warmup 0 --steps 1 --no-allreduce \
+        --csv "$d/step.csv" >"$d/alone.log" 2>&1; rc=$?
+    if [ "$rc" -ne 0 ] || ! grep -q "= 0 bytes" "$d/alone.log"; then fail $name "--no-allreduce: exit $rc, $(grep "reduced per step" "$d/alone.log")"; return; fi
+    if [ "$(csv_rows "$d/step.csv")" -ne 2 ] || [ "$(head -1 "$d/step.csv" | tr ',' '\n' | wc -l)" -ne 21 ]; then
+        fail $name "step.csv: $(csv_rows "$d/step.csv") rows (want 2) or not 21 columns"; return
+    fi
+    pass $name "breakdown, 30,384 bytes per step at 2 ranks, 0 with --no-allreduce, 2 CSV rows"
+}
+
 all=(config-mismatch config-mismatch-seed backbone-mismatch rank-killed watchdog-stalled-rank watchdog-stalled-rank0
      sigterm-ranks sigint-one-rank sigterm-mpirun kill-during-checkpoint resume-config-mismatch
-     installed-from-anywhere data-not-found compare scaling-run slurm-sbatch)
+     installed-from-anywhere data-not-found compare scaling-run slurm-sbatch bench-step)
 only=${PROCESS_ONLY:-${all[*]}}
 for name in ${only//,/ }; do
     d="$work/$name"; out="$d/out"

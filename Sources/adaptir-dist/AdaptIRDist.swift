@@ -17,7 +17,7 @@ struct AdaptIRDist: ParsableCommand {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks: operators (`ops`), the whole model (`model`), the patch reader (`data`) and the gradient allreduce (`allreduce`).",
-        subcommands: [BenchOps.self, BenchModel.self, BenchData.self, BenchAllreduce.self]
+        abstract: "Benchmarks: the training step (`step`), operators (`ops`), the whole model (`model`), the patch reader (`data`) and the gradient allreduce (`allreduce`).",
+        subcommands: [BenchStep.self, BenchOps.self, BenchModel.self, BenchData.self, BenchAllreduce.self]
     )
 }
