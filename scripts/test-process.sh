@@ -538,8 +538,8 @@ scenario_bench_step() {
     timeout --kill-after=10 $limit mpirun -n 2 $(mpi_flags 2) "$bin" bench step --preset small --batch 2 --warmup 0 --steps 1 --no-allreduce \
         --csv "$d/step.csv" >"$d/alone.log" 2>&1; rc=$?
     if [ "$rc" -ne 0 ] || ! grep -q "= 0 bytes" "$d/alone.log"; then fail $name "--no-allreduce: exit $rc, $(grep "reduced per step" "$d/alone.log")"; return; fi
-    if [ "$(csv_rows "$d/step.csv")" -ne 2 ] || [ "$(head -1 "$d/step.csv" | tr ',' '\n' | wc -l)" -ne 21 ]; then
-        fail $name "step.csv: $(csv_rows "$d/step.csv") rows (want 2) or not 21 columns"; return
+    if [ "$(csv_rows "$d/step.csv")" -ne 2 ] || [ "$(head -1 "$d/step.csv" | tr ',' '\n' | wc -l)" -ne 22 ]; then
+        fail $name "step.csv: $(csv_rows "$d/step.csv") rows (want 2) or not 22 columns"; return
     fi
     pass $name "breakdown, 30,384 bytes per step at 2 ranks, 0 with --no-allreduce, 2 CSV rows"
 }

@@ -28,6 +28,7 @@ struct BenchStep: ParsableCommand {
     @Option(help: "Untimed steps first (the first steps page-fault the activations).") var warmup: Int = 2
     @Option(help: "Timed steps.") var steps: Int = 3
     @Option(name: .customLong("grad-dtype"), help: "Gradient allreduce in fp32, fp16 or bf16.") var gradDtype: GradientWireType = .fp32
+    @Option(name: .customLong("bucket-mb"), help: "Overlap the gradient allreduce with the backward in buckets of this many MiB (0: one allreduce after the backward).") var bucketMB: Double = 0
     @Flag(name: .customLong("no-allreduce"), help: "Each rank alone: no gradient, loss or batch-norm collectives (the control).") var noAllreduce = false
     @Option(help: "Also append one CSV row (header when the file is new) to this file (rank 0).") var csv: String?
 
@@ -38,6 +39,7 @@ struct BenchStep: ParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be >= 1, got \(threads)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be >= 0, got \(warmup)") }
         guard steps >= 1 else { throw ValidationError("--steps must be >= 1, got \(steps)") }
+        guard bucketMB >= 0, bucketMB.isFinite else { throw ValidationError("--bucket-mb must be >= 0, got \(bucketMB)") }
     }
 
     func run() throws {
@@ -62,6 +64,7 @@ struct BenchStep: ParsableCommand {
             trainer = try Trainer(model: model, comm: comm, task: task, globalBatch: batch * comm.size, totalSteps: warmup + steps, lr: 1e-5)
         } catch { throw ValidationError("\(error)") }
         trainer.gradWire = gradDtype
+        trainer.bucketBytes = Int(bucketMB * 1_048_576)
         try trainer.broadcastState()
         let buildSeconds = monotonicSeconds() - t0
 
@@ -101,13 +104,13 @@ struct BenchStep: ParsableCommand {
         func ms(_ x: Double) -> String { String(format: "%.1f", x * 1e3) }
         print("bench step: preset \(p.name), method \(MethodChoice(choice.name, options: model.method.values)), task \(task) (x\(s)), \(batch) patches per rank, "
               + "\(world.size) rank(s)\(noAllreduce ? " each alone (--no-allreduce)" : "") x \(BLAS.threads) OpenBLAS thread(s) (\(BLAS.coreName)), "
-              + "grad \(gradDtype.rawValue); \(warmup) warm-up + \(steps) timed steps; model built in \(String(format: "%.1f", buildSeconds)) s")
+              + "grad \(gradDtype.rawValue)\(bucketMB > 0 ? String(format: ", buckets of %g MiB overlapped with the backward", bucketMB) : ""); \(warmup) warm-up + \(steps) timed steps; model built in \(String(format: "%.1f", buildSeconds)) s")
         print("step (median of rank 0)   \(ms(stepMedian)) ms   (slowest rank's median \(ms(slowest)) ms); \(String(format: "%.2f", Double(batch * world.size) / slowest)) patches/s over all ranks")
         print("  forward                 \(ms(fwd)) ms")
         print("  backward                \(ms(bwd)) ms")
         print("  non-finite scan         \(ms(scan)) ms")
         print("  loss allreduce / wait   \(ms(wait)) ms")
-        print("  gradient allreduce      \(ms(ar)) ms (exposed: the trainer blocks on it)")
+        print("  gradient allreduce      \(ms(ar)) ms (exposed: \(bucketMB > 0 ? "the wait for the buckets after the backward" : "the trainer blocks on it"))")
         print("  optimizer (AdamW)       \(ms(opt)) ms")
         print(String(format: "model: %.2f GFLOP per patch (forward %.2f + backward %.2f%@), %.1f GFLOP/s per rank = %.0f%% of sgemm (%.1f GFLOP/s at 2048x576x576 in this process)",
                      (cost.forward + backwardFLOPs) / 1e9, cost.forward / 1e9, backwardFLOPs / 1e9, trainsBackbone ? ", 2x forward" : ", adapter-only",
@@ -115,8 +118,8 @@ struct BenchStep: ParsableCommand {
         print(String(format: "peak resident memory (largest rank): %.2f GiB", Double(peak) / 1073741824))
         print("reduced per step: \(floats.grouped) \(gradDtype.rawValue) values = \(bytes.grouped) bytes\(bytes == 0 ? " (nothing moves: one rank or --no-allreduce)" : "")")
         if let csv {
-            let header = "preset,method,task,batch_per_rank,ranks,threads,grad_dtype,no_allreduce,step_ms,slowest_step_ms,forward_ms,backward_ms,scan_ms,wait_ms,allreduce_ms,optimizer_ms,gflops_per_rank,sgemm_gflops,peak_gib,floats_reduced,bytes_reduced\n"
-            let row = [p.name, choice.name, "\(task)", "\(batch)", "\(world.size)", "\(BLAS.threads)", gradDtype.rawValue, "\(noAllreduce)",
+            let header = "preset,method,task,batch_per_rank,ranks,threads,grad_dtype,bucket_mb,no_allreduce,step_ms,slowest_step_ms,forward_ms,backward_ms,scan_ms,wait_ms,allreduce_ms,optimizer_ms,gflops_per_rank,sgemm_gflops,peak_gib,floats_reduced,bytes_reduced\n"
+            let row = [p.name, choice.name, "\(task)", "\(batch)", "\(world.size)", "\(BLAS.threads)", gradDtype.rawValue, String(format: "%g", bucketMB), "\(noAllreduce)",
                        ms(stepMedian), ms(slowest), ms(fwd), ms(bwd), ms(scan), ms(wait), ms(ar), ms(opt),
                        String(format: "%.2f", gflops), String(format: "%.2f", sgemm), String(format: "%.3f", Double(peak) / 1073741824),
                        "\(floats)", "\(bytes)"].joined(separator: ",") + "\n"

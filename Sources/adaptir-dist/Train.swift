@@ -14,7 +14,7 @@ struct Train: ParsableCommand {
             decay 0.01, milestones at 50/80/90/95 % of the run, gamma 0.5). A YAML file (--config) sets any field of the \
             run (keys: preset, method, task, train_data, test_data, backbone, global_batch, steps, lr, \
             weight_decay, milestones, gamma, seed, sync_bn, checkpoint_every, output, cache, threads, \
-            patches_per_image, method_options, val_data, val_every, tasks, train_dirs, grad_dtype); options override it. With --val-data the mean \
+            patches_per_image, method_options, val_data, val_every, tasks, train_dirs, grad_dtype, bucket_mb); options override it. With --val-data the mean \
             L1 loss on that packed file (eval mode) goes to OUTPUT/val.csv every --val-every steps. OUTPUT/results.json \
             holds the run's numbers (PSNR/SSIM of the bicubic baseline, the unadapted and the adapted model, time, \
             peak memory, bytes reduced) for scripts and `adaptir-dist compare`. SIGTERM or SIGINT finishes the step, writes a checkpoint \
@@ -44,6 +44,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("val-every"), help: "Steps between validations (with --val-data; also at step 0 and at the end).") var valEvery: Int?
     @Option(name: .customLong("grad-dtype"), help: "Gradient allreduce in fp32, fp16 or bf16 (half the bytes; fp32 sums on each rank, as Horovod's fp16 compression).")
     var gradDtype: GradientWireType?
+    @Option(name: .customLong("bucket-mb"), help: "Overlap the gradient allreduce with the backward in buckets of this many MiB (as DDP's bucket_cap_mb, 25 there); 0 (default): one allreduce after the backward.")
+    var bucketMB: Double?
     @Option(help: "Seconds a rank may wait for the others at a step or collective before the job ends with a report of the late ranks (0: off).")
     var watchdog: Double = 300
     @Flag(help: "Continue from OUTPUT/checkpoint.h5.") var resume = false
@@ -95,6 +97,7 @@ struct Train: ParsableCommand {
         if let valData { c.valData = valData }
         if let valEvery { c.valEvery = valEvery }
         if let gradDtype { c.gradDtype = gradDtype }
+        if let bucketMB { c.bucketMB = bucketMB }
         if c.valEvery == 0 && !c.valData.isEmpty { c.valEvery = max(1, c.steps / 20) }
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
@@ -229,6 +232,7 @@ struct TrainingJob {
                                   totalSteps: config.steps, lr: config.lr, weightDecay: config.weightDecay,
                                   milestones: config.milestones, gamma: config.gamma, syncBatchNorm: config.syncBN)
         trainer.gradWire = config.gradDtype
+        trainer.bucketBytes = Int(config.bucketMB * 1_048_576)
         var options = TrainingRunOptions(steps: config.steps, checkpointEvery: config.checkpointEvery, outputDirectory: config.output)
         options.configText = config.canonicalJSON
         options.dataSeed = config.seed
@@ -392,7 +396,7 @@ struct TrainingJob {
     /// Config fields a resumed run may change: where files go, how often checkpoints are written, threads, the test
     /// set, and the number of steps (a longer or shorter run; its milestones move with it, logged). Any other
     /// difference would silently make the resumed run a different run, so it is refused, naming the fields.
-    static let resumableFields: Set<String> = ["output", "cache", "checkpoint_every", "threads", "test_data", "steps", "val_data", "val_every", "grad_dtype"]
+    static let resumableFields: Set<String> = ["output", "cache", "checkpoint_every", "threads", "test_data", "steps", "val_data", "val_every", "grad_dtype", "bucket_mb"]
 
     func checkResumable(storedConfig: String, checkpoint: String) throws {
         guard !storedConfig.isEmpty else { return }   // checkpoints of the library API may carry no config

@@ -98,6 +98,33 @@ final class TrainerMultiRankTests: XCTestCase {
         }
     }
 
+    /// `--bucket-mb`: the allreduce in small buckets overlapped with the backward gives the weights of the one
+    /// blocking allreduce (per tensor, within float rounding), for methods with per-layer tensors, shared ones
+    /// (FacT's factors), prompts (VPT) and every backbone tensor (full).
+    func testBucketedOverlapMatchesOneAllreduce() throws {
+        let world = Communicator.world
+        for name in ["adaptir", "fact", "vpt", "full"] {
+            func run(bucketBytes: Int) throws -> AdaptedIPT {
+                let m = perturbedTinyModel(method: MethodChoice(name))
+                let t = try Trainer(model: m, comm: world, task: 2, globalBatch: 4, totalSteps: 3)
+                t.bucketBytes = bucketBytes
+                try t.broadcastState()
+                _ = try runSteps(t, steps: 3)
+                return m
+            }
+            let one = try run(bucketBytes: 0), bucketed = try run(bucketBytes: 2048)
+            var worst: Float = 0
+            for spec in one.store.specs where one.store.isTrainable(spec.key) {
+                let a = bucketed.store[spec.key], b = one.store[spec.key]
+                var diff: Float = 0, scale: Float = 0
+                for i in 0..<b.count { diff = max(diff, abs(a.data[i] - b.data[i])); scale = max(scale, abs(b.data[i])) }
+                worst = max(worst, diff / max(scale, 1e-6))
+            }
+            XCTAssertLessThanOrEqual(worst, 1e-4, "\(name): bucketed vs one allreduce on \(world.size) ranks")
+            print("TrainerMultiRankTests: rank \(world.rank) of \(world.size) ok: \(name) with 2 KiB buckets, worst relative weight difference \(worst)")
+        }
+    }
+
     private func checkRanksMatchOneRank(_ method: MethodChoice) throws {
         let world = Communicator.world
         let steps = 3, globalBatch = 4, task = 2
@@ -144,6 +171,45 @@ final class TrainerMultiRankTests: XCTestCase {
 }
 
 final class TrainerTests: XCTestCase {
+    /// The buckets cover the flat gradient buffer exactly, whole tensors each, the first at most 1 MiB, in reverse
+    /// parameter order (the order a backward finishes them).
+    func testBucketsPartitionTheGradientBuffer() {
+        let m = AdaptedIPT(preset: .tiny, method: .full, seed: 1)
+        let r = BucketedReducer(store: m.store, comm: .solo, wire: .fp32, capBytes: 40_000, firstCapBytes: 8_000)
+        XCTAssertGreaterThan(r.buckets.count, 2)
+        var covered = [Bool](repeating: false, count: m.store.trainableCount)
+        for (i, b) in r.buckets.enumerated() {
+            for j in b.range { XCTAssertFalse(covered[j]); covered[j] = true }
+            XCTAssertEqual(b.tensors.first?.range.lowerBound, b.range.lowerBound)
+            XCTAssertEqual(b.tensors.last?.range.upperBound, b.range.upperBound)
+            if i > 0 { XCTAssertEqual(b.range.upperBound, r.buckets[i - 1].range.lowerBound, "reverse order, contiguous") }
+            if b.tensors.count > 1 { XCTAssertLessThanOrEqual(4 * b.range.count, i == 0 ? 8_000 : 40_000) }
+        }
+        XCTAssertTrue(covered.allSatisfy { $0 })
+    }
+
+    /// `Autograd.backward(leafReady:)` reports every trainable tensor once, and only when its gradient is final.
+    func testLeafReadyComesOncePerTensorWithTheFinalGradient() {
+        for method in [MethodChoice.adaptir, .full, MethodChoice("fact")] {
+            let m = perturbedTinyModel(method: method)
+            m.training = true
+            m.store.zeroGrad()
+            let (lq, gt) = SyntheticSamples.batch([0, 1], scale: 1)
+            var atReady: [String: [Float]] = [:]
+            l1Loss(m(lq, task: 4), gt).backward(leafReady: { t in
+                XCTAssertNil(atReady[t.name ?? "?"], "\(t.name ?? "?") reported twice")
+                atReady[t.name ?? "?"] = Array(UnsafeBufferPointer(start: t.grad!.data, count: t.count))
+            })
+            for spec in m.store.specs where m.store.isTrainable(spec.key) {
+                let t = m.store[spec.key]
+                let final = Array(UnsafeBufferPointer(start: t.grad!.data, count: t.count))
+                if let seen = atReady[spec.key] { XCTAssertEqual(seen, final, "\(method): \(spec.key) changed after it was reported ready") }
+                else { XCTAssertTrue(final.allSatisfy { $0 == 0 }, "\(method): \(spec.key) has a gradient but was never reported") }
+            }
+            XCTAssertGreaterThan(atReady.count, 0)
+        }
+    }
+
     func testFloatsReducedEqualTrainableCountForFullFineTuning() throws {
         let m = perturbedTinyModel(method: .full)
         let t = try Trainer(model: m, comm: .solo, task: 4, globalBatch: 2, totalSteps: 1)

@@ -28,10 +28,20 @@ public enum Autograd {
     }
 
     /// Backpropagates from `root`. `seed` is dL/droot; it defaults to ones (root is normally a scalar loss).
-    /// Interior gradients and graph links are released as soon as they are used.
-    public static func backward(_ root: Tensor, seed: Tensor? = nil) {
+    /// Interior gradients and graph links are released as soon as they are used. `leafReady`, when given, is called
+    /// once for each leaf that requires a gradient (a parameter) as soon as every node that uses it has run its
+    /// backward, i.e. when its gradient is final: a data-parallel reducer can start reducing it while the backward
+    /// goes on (PyTorch DDP's autograd hooks).
+    public static func backward(_ root: Tensor, seed: Tensor? = nil, leafReady: ((Tensor) -> Void)? = nil) {
         precondition(root.requiresGrad, "backward from a tensor that does not require grad")
         let order = topologicalOrder(root)
+        // Uses of each leaf by the nodes of this graph (a tensor used twice by one node counts twice).
+        var uses: [ObjectIdentifier: Int] = [:]
+        if leafReady != nil {
+            for node in order where node.backwardFn != nil {
+                for p in node.parents where p.requiresGrad && p.backwardFn == nil { uses[ObjectIdentifier(p), default: 0] += 1 }
+            }
+        }
         if let seed {
             precondition(seed.shape == root.shape, "seed shape \(seed.shape) != root shape \(root.shape)")
             let g = root.gradData()
@@ -44,6 +54,14 @@ public enum Autograd {
         for node in order.reversed() {
             guard let fn = node.backwardFn else { continue }
             if let g = node.grad { fn(g) }
+            if let leafReady {
+                for p in node.parents where p.requiresGrad && p.backwardFn == nil {
+                    let id = ObjectIdentifier(p)
+                    let left = uses[id, default: 1] - 1
+                    uses[id] = left
+                    if left == 0 { leafReady(p) }
+                }
+            }
             node.releaseGraph()
         }
     }
@@ -86,5 +104,5 @@ extension Tensor {
     }
 
     /// Backpropagates from this (scalar) tensor.
-    public func backward(seed: Tensor? = nil) { Autograd.backward(self, seed: seed) }
+    public func backward(seed: Tensor? = nil, leafReady: ((Tensor) -> Void)? = nil) { Autograd.backward(self, seed: seed, leafReady: leafReady) }
 }

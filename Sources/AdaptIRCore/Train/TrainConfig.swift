@@ -42,13 +42,16 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var trainDirs: [String] = []
     /// How the gradient buffer travels in the allreduce: fp32, fp16 or bf16 (half the bytes; each rank keeps fp32).
     public var gradDtype = GradientWireType.fp32
+    /// MiB of fp32 gradient per bucket of the allreduce overlapped with the backward (DDP's `bucket_cap_mb`, 25 there);
+    /// 0: one blocking allreduce of the whole buffer after the backward.
+    public var bucketMB: Double = 0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case preset, method, task, backbone, steps, lr, gamma, seed, output, cache, threads, milestones
         case trainData = "train_data", testData = "test_data", globalBatch = "global_batch"
         case weightDecay = "weight_decay", syncBN = "sync_bn", checkpointEvery = "checkpoint_every", methodOptions = "method_options"
         case patchesPerImage = "patches_per_image", valData = "val_data", valEvery = "val_every"
-        case tasks, trainDirs = "train_dirs", gradDtype = "grad_dtype"
+        case tasks, trainDirs = "train_dirs", gradDtype = "grad_dtype", bucketMB = "bucket_mb"
     }
 
     public init() {}
@@ -62,7 +65,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         "iterations": "steps", "iters": "steps", "total_iter": "steps", "max_steps": "steps", "wd": "weight_decay",
         "train": "train_data", "test": "test_data", "val": "val_data", "save_dir": "output", "output_dir": "output",
         "checkpoint_freq": "checkpoint_every", "save_checkpoint_freq": "checkpoint_every", "num_threads": "threads",
-        "fp16_allreduce": "grad_dtype", "compression": "grad_dtype",
+        "fp16_allreduce": "grad_dtype", "compression": "grad_dtype", "bucket_cap_mb": "bucket_mb",
     ]
 
     /// The known key closest to an unknown one: an alias, else the nearest by edit distance (at most a third of
@@ -136,6 +139,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         valEvery = try c.decodeIfPresent(Int.self, forKey: .valEvery) ?? d.valEvery
         tasks = try c.decodeIfPresent([String].self, forKey: .tasks) ?? d.tasks
         trainDirs = try c.decodeIfPresent([String].self, forKey: .trainDirs) ?? d.trainDirs
+        bucketMB = try c.decodeIfPresent(Double.self, forKey: .bucketMB) ?? d.bucketMB
         if let text = try c.decodeIfPresent(String.self, forKey: .gradDtype) {
             guard let w = GradientWireType(rawValue: text) else {
                 throw DecodingError.dataCorruptedError(forKey: .gradDtype, in: c, debugDescription:
@@ -169,6 +173,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         guard threads >= 1 else { throw bad("threads", "must be >= 1, got \(threads)") }
         guard patchesPerImage >= 1 else { throw bad("patches_per_image", "must be >= 1, got \(patchesPerImage)") }
         guard !output.isEmpty else { throw bad("output", "must name a folder") }
+        guard bucketMB.isFinite, bucketMB >= 0, bucketMB <= 4096 else { throw bad("bucket_mb", "must be in [0, 4096] MiB (0: no buckets), got \(bucketMB)") }
         guard valEvery >= 0 else { throw bad("val_every", "must be >= 0, got \(valEvery)") }
         guard valEvery == 0 || !valData.isEmpty else { throw bad("val_every", "needs val_data (a packed validation file)") }
         for t in tasks where RestorationTask(rawValue: t) == nil || Degradation.forTask(t) == nil {

@@ -13,7 +13,8 @@ public struct StepStats: Sendable {
     public var waitSeconds = 0.0
     /// This rank's scan of the trainable gradients for non-finite values.
     public var scanSeconds = 0.0
-    /// The gradient allreduce of the flat buffer and its 1/p scaling: the exposed communication.
+    /// The gradient allreduce of the flat buffer and its 1/p scaling: the exposed communication (with buckets
+    /// overlapped with the backward, only the wait for them after it).
     public var allreduceSeconds = 0.0
     public var optimizerSeconds = 0.0
     /// Elements of the gradient allreduce (= trainable parameters) and their bytes on the wire.
@@ -59,8 +60,12 @@ public final class Trainer {
     /// Optimisation steps done (the next step's index).
     public internal(set) var step = 0
     /// How the gradient buffer travels in the allreduce (fp32, or fp16/bf16 with fp32 sums on each rank).
-    public var gradWire: GradientWireType = .fp32
+    public var gradWire: GradientWireType = .fp32 { didSet { reducer = nil } }
+    /// Bytes of fp32 gradient per bucket of the allreduce overlapped with the backward (`BucketedReducer`, as
+    /// PyTorch DDP's `bucket_cap_mb`); 0: one blocking allreduce of the whole buffer after the backward.
+    public var bucketBytes = 0 { didSet { reducer = nil } }
     private var wireScratch: [UInt16] = []
+    private var reducer: BucketedReducer?
 
     public init(model: AdaptedIPT, comm: Communicator, task: Int, globalBatch: Int, totalSteps: Int,
                 lr: Float = 1e-4, weightDecay: Float = 0.01, milestones: [Double] = [0.5, 0.8, 0.9, 0.95],
@@ -109,20 +114,31 @@ public final class Trainer {
         var t = monotonicSeconds()
         let loss = l1Loss(model(lq, task: task), gt)
         stats.forwardSeconds = monotonicSeconds() - t
+        if bucketBytes > 0 && comm.size > 1 && reducer == nil {
+            reducer = BucketedReducer(store: store, comm: comm, wire: gradWire, capBytes: bucketBytes)
+        }
+        let overlap = bucketBytes > 0 && comm.size > 1 ? reducer : nil
         t = monotonicSeconds()
-        loss.backward()
+        if let overlap {
+            overlap.begin()
+            loss.backward(leafReady: overlap.tensorReady)
+        } else {
+            loss.backward()
+        }
         stats.backwardSeconds = monotonicSeconds() - t
 
         // Loss and a non-finite flag in one small collective; a NaN anywhere stops every rank at the same step.
+        // With buckets, each bucket was scanned when its allreduce started.
         t = monotonicSeconds()
         let localLoss = Double(loss.item)
-        let badTensor = firstNonFinite(loss: loss.item)
-        stats.scanSeconds = monotonicSeconds() - t
+        let badTensor = overlap.map { o in loss.item.isFinite ? o.firstNonFinite : "loss (\(loss.item))" } ?? firstNonFinite(loss: loss.item)
+        stats.scanSeconds = overlap?.scanSeconds ?? monotonicSeconds() - t
         t = monotonicSeconds()
         var summary: [Double] = [localLoss, badTensor == nil ? 0 : 1]
         try summary.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
         stats.waitSeconds = monotonicSeconds() - t
         if summary[1] > 0 {
+            _ = try overlap?.finish()   // complete the outstanding bucket allreduces before giving up the step
             let names = try comm.allgather(badTensor ?? "")
             let ranks = names.indices.filter { !names[$0].isEmpty }
             throw TrainingError.nonFinite(step: step, ranks: ranks, tensors: ranks.map { "rank \($0): \(names[$0])" })
@@ -130,7 +146,7 @@ public final class Trainer {
         stats.loss = summary[0] / Double(comm.size)
         t = monotonicSeconds()
         let grads = UnsafeMutableBufferPointer(start: store.trainableGrad.base, count: store.trainableCount)
-        let finite = try comm.allreduceMean(grads, wire: gradWire, scratch: &wireScratch)
+        let finite = try overlap?.finish() ?? comm.allreduceMean(grads, wire: gradWire, scratch: &wireScratch)
         stats.allreduceSeconds = monotonicSeconds() - t
         if !finite { throw TrainingError.halfOverflow(step: step, wire: gradWire) }
 
