@@ -66,6 +66,31 @@ final class AttentionTests: XCTestCase {
         }
     }
 
+    /// Above the memory budget the backward recomputes the probabilities: bit-identical gradients to the stored
+    /// ones, and the finite-difference check holds on that path too (for self-attention and the adapter-only case,
+    /// where only the input gradient through frozen projections is needed).
+    func testRecomputedProbabilitiesGiveTheSameGradients() {
+        var rng = TestRNG(seed: 38)
+        let q0 = rng.tensor([2, 5, 6]), k0 = rng.tensor([2, 7, 6]), v0 = rng.tensor([2, 7, 6]), seed = rng.tensor([2, 5, 6])
+        func grads() -> [[Float]] {
+            let q = q0.detached(), k = k0.detached(), v = v0.detached()
+            for t in [q, k, v] { t.setRequiresGrad(true) }
+            scaledDotProductAttention(q: q, k: k, v: v, heads: 3).backward(seed: seed)
+            return [q, k, v].map { $0.grad!.toArray() }
+        }
+        let budget = AttentionMemory.storeProbabilitiesUpToBytes
+        defer { AttentionMemory.storeProbabilitiesUpToBytes = budget }
+        let stored = grads()
+        AttentionMemory.storeProbabilitiesUpToBytes = 0
+        XCTAssertEqual(grads(), stored)
+        checkGradients([rng.tensor([2, 5, 6], -1.5, 1.5)]) {
+            scaledDotProductAttention(q: $0[0], k: $0[0], v: $0[0], heads: 2)
+        }
+        checkGradients([rng.tensor([1, 4, 6]), rng.tensor([1, 6, 6])]) {
+            scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[1], heads: 3)
+        }
+    }
+
     func testOnlyRequestedGradients() {
         var rng = TestRNG(seed: 35)
         let q = rng.tensor([1, 3, 4]), k = rng.tensor([1, 3, 4]), v = rng.tensor([1, 3, 4], requiresGrad: true)

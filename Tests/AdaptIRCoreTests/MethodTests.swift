@@ -104,7 +104,6 @@ final class MethodTests: XCTestCase {
     /// computation without the frozen backbone around it, so Float round-off stays far below its gradients.
     static func hookOutputs(_ m: any AdaptationMethod, _ p: Preset, _ inputs: [String: Tensor]) -> Tensor {
         var outs: [Tensor] = []
-        let d = p.embed
         // Only what a hook changes (an identity hook returns its input): fewer outputs, less round-off in the sum.
         func keep(_ y: Tensor, _ given: Tensor) { if y !== given { outs.append(y) } }
         for site in m.sites {

@@ -52,8 +52,12 @@ final class ModelParityTests: XCTestCase {
     }
 
     /// Training mode: output, L1 loss, the gradient of every adapter tensor and of the input (backbone frozen).
+    /// Also with the attention probabilities recomputed in the backward (`AttentionMemory`, what ipt at batch 16 does).
     func testTrainingOutputsLossAndGradientsTiny() throws {
-        for task in [2, 4] {
+        let budget = AttentionMemory.storeProbabilitiesUpToBytes
+        defer { AttentionMemory.storeProbabilitiesUpToBytes = budget }
+        for (task, keep) in [(2, budget), (4, budget), (2, 0), (4, 0)] {
+            AttentionMemory.storeProbabilitiesUpToBytes = keep
             let (f, model) = try loadTiny("ipt_tiny.h5", preset: .tiny)
             defer { f.close() }
             model.training = true

@@ -11,6 +11,11 @@ import Foundation
 ///
 /// Backward: dV_h = P^T dO_h, dP = dO_h V_h^T, dS = P * (dP - rowsum(dP * P)) / sqrt(dh),
 /// dQ_h = dS K_h, dK_h = dS^T Q_h. q, k, v may be the same tensor (self-attention); gradients then add up.
+///
+/// Memory: the backward needs every P_h. Up to `AttentionMemory.storeProbabilitiesUpToBytes` of them (per call)
+/// are kept from the forward; above it the forward keeps none and the backward recomputes each P_h from Q and K
+/// with the same GEMM and softmax (bit-identical values, one more lq x lk x dh GEMM per head), as flash attention
+/// does, so no [N, heads, Lq, Lk] tensor lives across the forward (50 MB per attention at ipt, batch 16).
 public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int) -> Tensor {
     precondition(q.rank == 3 && k.rank == 3 && v.rank == 3,
                  "scaledDotProductAttention: q \(q.shape), k \(k.shape), v \(v.shape) must be [N, L, d]")
@@ -23,23 +28,31 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: In
     let out = Tensor(uninitialized: [n, lq, d])
     let recording = Autograd.isEnabled && (q.requiresGrad || k.requiresGrad || v.requiresGrad)
     let pSize = lq * lk
-    // Attention probabilities: kept for all (sample, head) pairs when the backward needs them, else one scratch.
-    let probs = Tensor(uninitialized: [recording ? n * heads * pSize : pSize])
-    let qp = q.data, kp = k.data, vp = v.data, op = out.data, pAll = probs.data
+    // Attention probabilities: kept for all (sample, head) pairs when the backward needs them and they fit the
+    // budget, else one scratch (the backward then recomputes them).
+    let store = recording && n * heads * pSize * MemoryLayout<Float>.size <= AttentionMemory.storeProbabilitiesUpToBytes
+    let probs = Tensor(uninitialized: [store ? n * heads * pSize : pSize])
+    let vp = v.data, op = out.data, pAll = probs.data
+    /// P_h of sample s into p: the scaled scores, then the row softmax.
+    func probabilities(_ s: Int, _ h: Int, into p: UnsafeMutablePointer<Float>) {
+        BLAS.gemm(transA: false, transB: true, m: lq, n: lk, k: dh, alpha: scale,
+                  a: q.data + s * lq * d + h * dh, lda: d, b: k.data + s * lk * d + h * dh, ldb: d, beta: 0, c: p, ldc: lk)
+        softmaxRows(p, p, rows: lq, cols: lk)
+    }
     for s in 0..<n {
         for h in 0..<heads {
-            let p = recording ? pAll + (s * heads + h) * pSize : pAll
-            let qh = qp + s * lq * d + h * dh, kh = kp + s * lk * d + h * dh, vh = vp + s * lk * d + h * dh
-            BLAS.gemm(transA: false, transB: true, m: lq, n: lk, k: dh, alpha: scale,
-                      a: qh, lda: d, b: kh, ldb: d, beta: 0, c: p, ldc: lk)
-            softmaxRows(p, p, rows: lq, cols: lk)
+            let p = store ? pAll + (s * heads + h) * pSize : pAll
+            let vh = vp + s * lk * d + h * dh
+            probabilities(s, h, into: p)
             BLAS.gemm(transA: false, transB: false, m: lq, n: dh, k: lk,
                       a: p, lda: lk, b: vh, ldb: d, beta: 0, c: op + s * lq * d + h * dh, ldc: d)
         }
     }
     guard recording else { return out }
+    let kept: Tensor? = store ? probs : nil
     Autograd.record(out, op: "scaledDotProductAttention", parents: [q, k, v]) { g in
-        let gp = g.data, qp = q.data, kp = k.data, vp = v.data, pAll = probs.data
+        let gp = g.data, qp = q.data, kp = k.data, vp = v.data
+        let scratch = kept == nil ? Tensor(uninitialized: [pSize]) : nil
         let gq = q.requiresGrad ? q.gradData() : nil
         let gk = k.requiresGrad ? k.gradData() : nil
         let gv = v.requiresGrad ? v.gradData() : nil
@@ -48,7 +61,8 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: In
         let ds = dS.data
         for s in 0..<n {
             for h in 0..<heads {
-                let p = pAll + (s * heads + h) * pSize
+                let p: UnsafeMutablePointer<Float>
+                if let kept { p = kept.data + (s * heads + h) * pSize } else { p = scratch!.data; probabilities(s, h, into: p) }
                 let qOff = s * lq * d + h * dh, kOff = s * lk * d + h * dh
                 let go = gp + qOff
                 if let gv {
@@ -76,6 +90,13 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: In
         }
     }
     return out
+}
+
+/// How much attention-probability memory one `scaledDotProductAttention` call may keep for its backward.
+public enum AttentionMemory {
+    /// Bytes (default 32 MiB: preset small keeps them, ipt at batch 16 recomputes). Tests lower it to 0 to check
+    /// the recomputing backward.
+    nonisolated(unsafe) public static var storeProbabilitiesUpToBytes = 32 << 20
 }
 
 /// `nn.MultiheadAttention(d, heads, bias=False)` on batch-first tokens [N, L, d]:
