@@ -123,12 +123,10 @@ struct BenchStep: ParsableCommand {
                        ms(stepMedian), ms(slowest), ms(fwd), ms(bwd), ms(scan), ms(wait), ms(ar), ms(opt),
                        String(format: "%.2f", gflops), String(format: "%.2f", sgemm), String(format: "%.3f", Double(peak) / 1073741824),
                        "\(floats)", "\(bytes)"].joined(separator: ",") + "\n"
-            let exists = FileManager.default.fileExists(atPath: csv)
-            guard let h = exists ? FileHandle(forWritingAtPath: csv) : (FileManager.default.createFile(atPath: csv, contents: nil) ? FileHandle(forWritingAtPath: csv) : nil) else {
-                throw ValidationError("--csv \(csv): cannot write")
-            }
+            if !FileManager.default.fileExists(atPath: csv) { FileManager.default.createFile(atPath: csv, contents: Data(header.utf8)) }
+            guard let h = FileHandle(forWritingAtPath: csv) else { throw ValidationError("--csv \(csv): cannot write") }
             h.seekToEndOfFile()
-            h.write(Data(((exists ? "" : header) + row).utf8))
+            h.write(Data(row.utf8))
             h.closeFile()
         }
     }

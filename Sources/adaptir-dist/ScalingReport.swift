@@ -56,9 +56,7 @@ struct ScalingModelCommand: ParsableCommand {
         var md = "### Measured\n\nEfficiency = patches/s at p ranks / (p x patches/s of one rank on one node, same method, mode and gradient type); per-core efficiency divides by the busy cores, min(p, \(cores)), instead of p (the simulated nodes share the same \(cores) cores); exposed communication = the gradient allreduce (`allreduce_ms`) / step time.\n\n"
         md += "| topology | rate | nodes | ranks | mode | method | grad | global batch | s/step | patches/s | efficiency | per-core eff. | compute ms | allreduce ms | exposed comm | bytes/step |\n|---|---|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         for r in runs where r.topology != "calib" {
-            let base = baseline(for: r, in: runs)
-            let eff = base.map { r.patchesPerSecond / (Double(r.ranks) * $0.patchesPerSecond) }
-            let perCore = base.map { r.patchesPerSecond / (Double(min(r.ranks, cores)) * $0.patchesPerSecond) }
+            let eff = efficiency(of: r, in: runs, cores: r.ranks), perCore = efficiency(of: r, in: runs, cores: min(r.ranks, cores))
             csv += [r.topology, "\(r.nodes)", r.rate, "\(r.ranks)", r.mode, r.method, r.preset, r.gradDtype, "\(r.globalBatch)",
                     fmt(r.secondsPerStep, 4), fmt(r.patchesPerSecond, 2), eff.map { fmt($0, 4) } ?? "", perCore.map { fmt($0, 4) } ?? "",
                     fmt(r.computeMs, 1), fmt(r.waitMs, 2), fmt(r.scanMs, 2), fmt(r.allreduceMs, 2), fmt(r.optimizerMs, 2),
@@ -68,6 +66,11 @@ struct ScalingModelCommand: ParsableCommand {
         try Data(csv.utf8).write(to: URL(fileURLWithPath: "\(dir)/scaling.csv"), options: .atomic)
         md += "\n" + plotMeasured(runs, cores: cores)
         return md
+    }
+
+    /// Patches/s of `r` per core over `cores` cores, against its one-rank baseline's (nil without a baseline).
+    private func efficiency(of r: MeasuredRun, in runs: [MeasuredRun], cores: Int) -> Double? {
+        baseline(for: r, in: runs).map { r.patchesPerSecond / (Double(cores) * $0.patchesPerSecond) }
     }
 
     /// The one-rank, one-node run of the same method, mode, preset and gradient type (fp32 when that is missing).
@@ -88,8 +91,7 @@ struct ScalingModelCommand: ParsableCommand {
                 let file = "\(dir)/plot-\(key)-\(s.key.replacingOccurrences(of: " ", with: "-")).dat"
                 var text = "# ranks patches_per_s per_core_efficiency_percent comm_percent\n"
                 for r in s.value.sorted(by: { $0.ranks < $1.ranks }) {
-                    let base = baseline(for: r, in: runs)
-                    let perCore = base.map { 100 * r.patchesPerSecond / (Double(min(r.ranks, cores)) * $0.patchesPerSecond) } ?? .nan
+                    let perCore = 100 * (efficiency(of: r, in: runs, cores: min(r.ranks, cores)) ?? .nan)
                     text += "\(r.ranks) \(fmt(r.patchesPerSecond, 3)) \(fmt(perCore, 2)) \(fmt(100 * r.commFraction, 3))\n"
                 }
                 try? Data(text.utf8).write(to: URL(fileURLWithPath: file))

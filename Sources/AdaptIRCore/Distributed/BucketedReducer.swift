@@ -62,6 +62,7 @@ public final class BucketedReducer {
         for (i, b) in made.enumerated() { for k in b.keys { map[ObjectIdentifier(store[k])] = i } }
         bucketOf = map
         sizes = made.map(\.keys.count)
+        if wire != .fp32 { scratch = [UInt16](repeating: 0, count: store.trainableCount) }
     }
 
     /// Resets the per-step state (call before the backward).
@@ -72,9 +73,6 @@ public final class BucketedReducer {
         scanSeconds = 0
         firstNonFinite = nil
         launchError = 0
-        if wire != .fp32 && scratch.count < (buckets.map(\.range.upperBound).max() ?? 0) {
-            scratch = [UInt16](repeating: 0, count: buckets.map(\.range.upperBound).max() ?? 0)
-        }
     }
 
     /// `Autograd.backward(leafReady:)`: the tensor's gradient is final.
@@ -105,10 +103,10 @@ public final class BucketedReducer {
         } else {
             scratch.withUnsafeMutableBufferPointer { s in
                 let h = s.baseAddress! + r.lowerBound
-                for j in 0..<n { h[j] = HalfCodec.encode(p[j] * inv, wire) }
+                HalfCodec.encode(p, into: h, count: n, scale: inv, wire)
                 let handles = HalfReduceHandles.shared
                 let rc = MPI_Iallreduce(UnsafeRawPointer(swmpi_in_place()), UnsafeMutableRawPointer(h), Int32(n), handles.datatype,
-                                        wire == .fp16 ? handles.fp16Sum : handles.bf16Sum, comm.comm, &requests[i])
+                                        handles.sum(wire), comm.comm, &requests[i])
                 if rc != MPI_SUCCESS && launchError == 0 { launchError = rc }
             }
         }
@@ -138,11 +136,8 @@ public final class BucketedReducer {
             let p = grads + b.range.lowerBound
             if wire == .fp32 {
                 for j in 0..<b.range.count { p[j] *= inv }
-            } else {
-                scratch.withUnsafeBufferPointer { s in
-                    let h = s.baseAddress! + b.range.lowerBound
-                    for j in 0..<b.range.count { let v = HalfCodec.decode(h[j], wire); p[j] = v; if !v.isFinite { finite = false } }
-                }
+            } else if !scratch.withUnsafeBufferPointer({ HalfCodec.decode($0.baseAddress! + b.range.lowerBound, into: p, count: b.range.count, wire) }) {
+                finite = false
             }
         }
         return finite

@@ -28,6 +28,22 @@ public enum HalfCodec {
     @inline(__always) static func encode(_ x: Float, _ t: GradientWireType) -> UInt16 { t == .fp16 ? fp16(x) : bf16(x) }
     @inline(__always) static func decode(_ h: UInt16, _ t: GradientWireType) -> Float { t == .fp16 ? fromFP16(h) : fromBF16(h) }
 
+    /// `dst[i] = encode(src[i] * scale)`: a rank's share of the mean (scale 1/p), ready for the wire.
+    static func encode(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<UInt16>, count: Int, scale: Float, _ t: GradientWireType) {
+        for i in 0..<count { dst[i] = encode(src[i] * scale, t) }
+    }
+
+    /// `dst[i] = decode(src[i])`; false when a decoded value is not finite (an fp16 overflow).
+    static func decode(_ src: UnsafePointer<UInt16>, into dst: UnsafeMutablePointer<Float>, count: Int, _ t: GradientWireType) -> Bool {
+        var finite = true
+        for i in 0..<count {
+            let v = decode(src[i], t)
+            dst[i] = v
+            if !v.isFinite { finite = false }
+        }
+        return finite
+    }
+
     /// The reduction MPI applies to two 16-bit buffers: `inout[i] = half(float(in[i]) + float(inout[i]))`, the sum
     /// in fp32 and one rounding per addition. Exposed for tests; `Communicator` registers it with `MPI_Op_create`.
     public static func sumInto(_ acc: UnsafeMutablePointer<UInt16>, _ x: UnsafePointer<UInt16>, count: Int, _ t: GradientWireType) {
@@ -75,6 +91,12 @@ final class HalfReduceHandles: @unchecked Sendable {
 
     /// Created on first use (by then `Communicator.world` or `.solo` has initialised MPI).
     static let shared = HalfReduceHandles()
+
+    /// The sum operation of a 16-bit wire format.
+    func sum(_ wire: GradientWireType) -> MPI_Op? {
+        precondition(wire != .fp32, "fp32 is reduced by MPI_SUM")
+        return wire == .fp16 ? fp16Sum : bf16Sum
+    }
 }
 
 extension Communicator {
@@ -96,21 +118,14 @@ extension Communicator {
         let n = buf.count
         if scratch.count < n { scratch = [UInt16](repeating: 0, count: n) }
         let handles = HalfReduceHandles.shared
-        let op = wire == .fp16 ? handles.fp16Sum : handles.bf16Sum
-        var finite = true
-        try scratch.withUnsafeMutableBufferPointer { s in
+        return try scratch.withUnsafeMutableBufferPointer { s in
             let h = s.baseAddress!
-            for i in 0..<n { h[i] = HalfCodec.encode(base[i] * inv, wire) }
+            HalfCodec.encode(base, into: h, count: n, scale: inv, wire)
             watchdogGate("MPI_Allreduce"); defer { watchdogDone() }
             try chunked(n, "MPI_Allreduce") { off, count in
-                MPI_Allreduce(UnsafeRawPointer(swmpi_in_place()), UnsafeMutableRawPointer(h + off), count, handles.datatype, op, comm)
+                MPI_Allreduce(UnsafeRawPointer(swmpi_in_place()), UnsafeMutableRawPointer(h + off), count, handles.datatype, handles.sum(wire), comm)
             }
-            for i in 0..<n {
-                let v = HalfCodec.decode(h[i], wire)
-                base[i] = v
-                if !v.isFinite { finite = false }
-            }
+            return HalfCodec.decode(h, into: base, count: n, wire)
         }
-        return finite
     }
 }

@@ -114,10 +114,11 @@ public final class Trainer {
         var t = monotonicSeconds()
         let loss = l1Loss(model(lq, task: task), gt)
         stats.forwardSeconds = monotonicSeconds() - t
+        // Made on first use, dropped when the wire or the bucket size changes (their didSet).
         if bucketBytes > 0 && comm.size > 1 && reducer == nil {
             reducer = BucketedReducer(store: store, comm: comm, wire: gradWire, capBytes: bucketBytes)
         }
-        let overlap = bucketBytes > 0 && comm.size > 1 ? reducer : nil
+        let overlap = reducer
         t = monotonicSeconds()
         if let overlap {
             overlap.begin()
