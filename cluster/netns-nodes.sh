@@ -49,7 +49,17 @@ up)
     echo "netns-nodes: $nodes nodes at $rate each way; hostfile $hosts"
     ;;
 down)
-    for ns in $(ip netns list | awk '/^arnode[0-9]+/ { print $1 }'); do ip netns del "$ns"; done
+    # Processes left in a namespace (an orted that has not exited yet) keep it, and its veth, alive after
+    # `ip netns del`; the next `up` would then fail with "File exists". Kill them, delete the veths explicitly
+    # (deleting one end removes its peer), then the namespaces.
+    for ns in $(ip netns list | awk '/^arnode[0-9]+/ { print $1 }'); do
+        pids=$(ip netns pids "$ns" 2>/dev/null || true)
+        [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+        ip netns del "$ns"
+    done
+    for dev in $(ip -o link show | awk -F': ' '$2 ~ /^arv[0-9]+b(@|$)/ { sub(/@.*/, "", $2); print $2 }'); do
+        ip link del "$dev" 2>/dev/null || true
+    done
     ip link del arbr0 2>/dev/null || true
     echo "netns-nodes: removed"
     ;;
