@@ -138,7 +138,7 @@ struct ScalingModelCommand: ParsableCommand {
             let t = AllreduceCostModel.terms(bytes: Double(b.bytes), parts: b.ranks)
             return .init(latencyTerms: t.latency, byteTerms: t.bytes, seconds: b.medianMs / 1e3)
         }) else { throw ValidationError("\(dir)/allreduce.csv: no one-node measurement with 2 or more ranks to fit the shared-memory link") }
-        var md = "### The allreduce model, fitted\n\n`T(n, N, q) = 2 log2 q · α_shm + 2 (q-1)/q · n · β_shm + 2 log2 N · α_net + 2 (N-1)/N · n · β_net` (n bytes, N nodes, q ranks per node, block placement; OpenMPI 4.1's Rabenseifner allreduce at these sizes). Least squares on relative errors.\n\n"
+        var md = "### The allreduce model, fitted\n\n`T(n, N, q) = 2 log2 q · α_shm + 2 (q-1)/q · n · β_shm + 2 log2 N · α_net + 2 (N-1)/N · n · β_net` (n bytes, N nodes, q ranks per node, block placement; OpenMPI 4.1's Rabenseifner allreduce at these sizes). Least squares on relative errors; a shaped link's latency from the allreduces below 1 MiB, which pass tc tbf's 256 KB burst at the host's speed, and its bandwidth from the larger ones.\n\n"
         md += "| link | fitted on | latency α | bandwidth 1/β | of line rate |\n|---|---|---:|---:|---:|\n"
         md += "| shared memory | one node, \(Set(shm.map(\.ranks)).sorted().map(String.init).joined(separator: ", ")) ranks, \(shm.count) sizes | \(fmt(intra.latency * 1e6, 1)) µs | \(fmt(intra.bandwidth / 1e9, 2)) GB/s | – |\n"
         var inter: [String: LinkCost] = [:]
@@ -148,18 +148,24 @@ struct ScalingModelCommand: ParsableCommand {
             guard let fewest = rows.map(\.nodes).min() else { continue }
             // tc tbf lets a burst (cluster/netns-nodes.sh: 256 KB) through at the host's speed, so smaller
             // allreduces do not see the shaped rate at all; the link is fitted on the sizes well above it.
+            // Its latency therefore comes from the allreduces below the burst (latency-only), its bandwidth from the
+            // sizes above it with that latency held.
             let atFewest = rows.filter { $0.nodes == fewest }
-            let aboveBurst = atFewest.filter { $0.bytes >= Self.shapedFitMinBytes }
-            let fitRows = aboveBurst.count >= 2 ? aboveBurst : atFewest
-            let samples = fitRows.map { b -> AllreduceCostModel.Sample in
-                let q = b.ranks / b.nodes, t = AllreduceCostModel.terms(bytes: Double(b.bytes), parts: b.nodes)
-                let intraPart = AllreduceCostModel.seconds(bytes: Double(b.bytes), nodes: 1, ranksPerNode: q, intra: intra, inter: intra)
-                return .init(latencyTerms: t.latency, byteTerms: t.bytes, seconds: max(1e-9, b.medianMs / 1e3 - intraPart))
+            func samples(_ rows: [MeasuredAllreduce]) -> [AllreduceCostModel.Sample] {
+                rows.map { b in
+                    let q = b.ranks / b.nodes, t = AllreduceCostModel.terms(bytes: Double(b.bytes), parts: b.nodes)
+                    let intraPart = AllreduceCostModel.seconds(bytes: Double(b.bytes), nodes: 1, ranksPerNode: q, intra: intra, inter: intra)
+                    return .init(latencyTerms: t.latency, byteTerms: t.bytes, seconds: max(1e-9, b.medianMs / 1e3 - intraPart))
+                }
             }
-            guard let link = AllreduceCostModel.fit(samples) else { continue }
+            let small = samples(atFewest.filter { $0.bytes < Self.shapedFitMinBytes })
+            let large = samples(atFewest.filter { $0.bytes >= Self.shapedFitMinBytes })
+            let split = !small.isEmpty && !large.isEmpty
+            let latency = split ? AllreduceCostModel.fit(small.map { .init(latencyTerms: $0.latencyTerms, byteTerms: 0, seconds: $0.seconds) })?.latency ?? 0 : 0
+            guard let link = split ? AllreduceCostModel.fitBandwidth(large, latency: latency) : AllreduceCostModel.fit(samples(atFewest)) else { continue }
             inter[rate] = link
             let line = gigabits(rate) * 1e9 / 8
-            md += "| network \(rate) (tc tbf) | \(fewest) simulated nodes, \(fitRows.count) sizes\(fitRows.count < atFewest.count ? " ≥ 1 MiB" : "") | \(fmt(link.latency * 1e6, 1)) µs | \(fmt(link.bandwidth / 1e9, 3)) GB/s | \(line > 0 ? pct(link.bandwidth / line) : "–") |\n"
+            md += "| network \(rate) (tc tbf) | \(fewest) simulated nodes, \(split ? "α on \(small.count) size(s) < 1 MiB, β on \(large.count) ≥ 1 MiB" : "\(atFewest.count) sizes") | \(fmt(link.latency * 1e6, 1)) µs | \(fmt(link.bandwidth / 1e9, 3)) GB/s | \(line > 0 ? pct(link.bandwidth / line) : "–") |\n"
         }
         guard !inter.isEmpty else { throw ValidationError("\(dir)/allreduce.csv: no simulated-node measurement to fit a network link") }
         return (Links(intra: intra, inter: inter), md + "\n")
@@ -182,7 +188,7 @@ struct ScalingModelCommand: ParsableCommand {
             guard let inter = links.inter[b.rate] else { continue }
             let p = 1e3 * AllreduceCostModel.seconds(bytes: Double(b.bytes), nodes: b.nodes, ranksPerNode: b.ranks / b.nodes, intra: links.intra, inter: inter)
             let small = b.bytes < Self.shapedFitMinBytes
-            let fit = b.nodes == fitNodes[b.rate] && !small
+            let fit = b.nodes == fitNodes[b.rate]
             row("allreduce", b.rate, b.nodes, b.ranks, b.label + (small ? " (below tbf burst)" : ""), b.bytes, fit, b.medianMs, p)
             if !fit {
                 if small { heldOutSmall.append(abs(p - b.medianMs) / b.medianMs) } else { heldOut.append(abs(p - b.medianMs) / b.medianMs) }
@@ -249,10 +255,10 @@ struct ScalingModelCommand: ParsableCommand {
         md += "Patches/s (efficiency) at N nodes:\n\n" + table + "\n" + reach + "\n"
         let lines = plotFiles.map { "'\($0.1)' using 1:COL with linespoints \($0.0.contains("fp16") ? "dt 2 " : "")title '\($0.0)'" }
         let script = """
-            set terminal svg size 1200,460 dynamic font 'sans,11'
+            set terminal svg size 1400,460 dynamic font 'sans,11'
             set output '\(dir)/prediction.svg'
             set multiplot layout 1,2 title 'predicted weak scaling, \(ranksPerNode) ranks per node, \(batchPerRank) patches per rank (preset \(source.first?.preset ?? "?"))' noenhanced
-            set key top left noenhanced font ',9'
+            set key outside right top noenhanced font ',9'
             set grid
             set logscale x 2
             set xlabel 'nodes'

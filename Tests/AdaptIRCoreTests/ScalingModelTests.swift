@@ -33,6 +33,21 @@ final class ScalingModelTests: XCTestCase {
         XCTAssertEqual(fit.secondsPerByte, truth.secondsPerByte, accuracy: 1e-3 * truth.secondsPerByte)
     }
 
+    /// With the latency held, the time per byte is recovered from the large sizes alone, and a held latency that is
+    /// too large is not compensated by a negative time per byte.
+    func testFitBandwidthWithHeldLatency() throws {
+        let truth = LinkCost(latency: 15e-6, secondsPerByte: 1 / 1.1e8)
+        let samples = [2.8e6, 7.3e6, 4.76e8].map { bytes -> AllreduceCostModel.Sample in
+            let t = AllreduceCostModel.terms(bytes: bytes, parts: 2)
+            return .init(latencyTerms: t.latency, byteTerms: t.bytes, seconds: t.latency * truth.latency + t.bytes * truth.secondsPerByte)
+        }
+        let fit = try XCTUnwrap(AllreduceCostModel.fitBandwidth(samples, latency: truth.latency))
+        XCTAssertEqual(fit.latency, truth.latency)
+        XCTAssertEqual(fit.secondsPerByte, truth.secondsPerByte, accuracy: 1e-6 * truth.secondsPerByte)
+        XCTAssertEqual(try XCTUnwrap(AllreduceCostModel.fitBandwidth(samples, latency: 10)).secondsPerByte, 0)
+        XCTAssertNil(AllreduceCostModel.fitBandwidth([], latency: 0))
+    }
+
     /// Data that would need a negative latency gets latency 0 and the best time per byte, never a negative term.
     func testFitNeverGoesNegative() throws {
         let samples: [AllreduceCostModel.Sample] = [.init(latencyTerms: 2, byteTerms: 1e3, seconds: 1e-6),

@@ -71,6 +71,19 @@ public enum AllreduceCostModel {
         }
         return [onlyBytes, onlyLatency].compactMap { $0 }.min { loss($0) < loss($1) }
     }
+
+    /// The time per byte alone, least squares on relative residuals with the latency held at `latency` (a shaped link:
+    /// its latency comes from the allreduces small enough to pass the token bucket's burst, its bandwidth from the
+    /// large ones, where a free latency would soak up the large ones' run-to-run spread).
+    public static func fitBandwidth(_ samples: [Sample], latency: Double) -> LinkCost? {
+        var sbb = 0.0, sbt = 0.0
+        for s in samples where s.seconds > 0 && s.byteTerms > 0 {
+            let w = 1 / (s.seconds * s.seconds)
+            sbb += w * s.byteTerms * s.byteTerms; sbt += w * s.byteTerms * (s.seconds - latency * s.latencyTerms)
+        }
+        guard sbb > 0 else { return nil }
+        return LinkCost(latency: latency, secondsPerByte: max(0, sbt / sbb))
+    }
 }
 
 /// Time per training step of data-parallel training with a blocking gradient allreduce after the backward (what
