@@ -128,8 +128,8 @@ struct ScalingModelCommand: ParsableCommand {
 
     struct Links { var intra: LinkCost; var inter: [String: LinkCost] }
 
-    /// Allreduces below this size pass the simulated links' token bucket (burst 256 KB) unshaped: they are shown in
-    /// the validation but neither fit a shaped link nor count in its held-out error.
+    /// Allreduces below this size pass the simulated links' token bucket (burst 256 KB) unshaped: they give a shaped
+    /// link its latency but not its bandwidth, and their held-out error is reported apart from the larger sizes'.
     static let shapedFitMinBytes = 1 << 20
 
     private func fitLinks(_ benches: [MeasuredAllreduce]) throws -> (Links, String) {
@@ -146,10 +146,9 @@ struct ScalingModelCommand: ParsableCommand {
         for rate in Set(sim.map(\.rate)).sorted(by: { gigabits($0) < gigabits($1) }) {
             let rows = sim.filter { $0.rate == rate }
             guard let fewest = rows.map(\.nodes).min() else { continue }
-            // tc tbf lets a burst (cluster/netns-nodes.sh: 256 KB) through at the host's speed, so smaller
-            // allreduces do not see the shaped rate at all; the link is fitted on the sizes well above it.
-            // Its latency therefore comes from the allreduces below the burst (latency-only), its bandwidth from the
-            // sizes above it with that latency held.
+            // tc tbf lets a burst (cluster/netns-nodes.sh: 256 KB) through at the host's speed, so the smaller
+            // allreduces see the link's latency but not its shaped rate: the latency comes from them (latency-only
+            // fit), the bandwidth from the sizes of 1 MiB and more with that latency held.
             let atFewest = rows.filter { $0.nodes == fewest }
             func samples(_ rows: [MeasuredAllreduce]) -> [AllreduceCostModel.Sample] {
                 rows.map { b in
