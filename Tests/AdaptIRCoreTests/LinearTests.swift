@@ -52,6 +52,31 @@ final class LinearReLUTests: XCTestCase {
         checkGradients([rng.tensor([2, 3, 5]), rng.tensor([4, 5])]) { linearReLU($0[0], $0[1]) }
     }
 
+    /// The FFN's memory saving: linearReLU keeps a bit mask, not its output, and a linear layer with a frozen weight
+    /// never reads its input in the backward, so the hidden activation between them can be released right after
+    /// the forward (FeedForwardWeights) and every gradient stays bit-identical. Sizes leave a tail after the 8-lane
+    /// blocks of the mask (3 x 11 = 33 outputs per row block).
+    func testFrozenSecondLayerLetsTheHiddenActivationGo() {
+        var rng = TestRNG(seed: 7)
+        let x0 = rng.tensor([3, 5]), w1 = rng.tensor([11, 5]), b1 = rng.tensor([11]), w2 = rng.tensor([4, 11]), seed = rng.tensor([3, 4])
+        func grads(release: Bool) -> [[Float]] {
+            let x = x0.copy().requiringGrad(), a1 = w1.copy().requiringGrad(), c1 = b1.copy().requiringGrad()
+            let h = linearReLU(x, a1, c1)
+            let y = linear(h, w2)   // frozen weight
+            if release { h.releaseStorage(); XCTAssertTrue(h.isReleased) }
+            y.backward(seed: seed)
+            return [x.grad!.toArray(), a1.grad!.toArray(), c1.grad!.toArray()]
+        }
+        XCTAssertEqual(grads(release: true), grads(release: false))
+        // And the same as ReLU as its own op.
+        let x = x0.copy().requiringGrad()
+        linear(relu(linear(x, w1, b1)), w2).backward(seed: seed)
+        let reference = x.grad!.toArray()
+        let x2 = x0.copy().requiringGrad()
+        linear(linearReLU(x2, w1, b1), w2).backward(seed: seed)
+        XCTAssertEqual(x2.grad!.toArray(), reference)
+    }
+
     func testGradientIsZeroWhereTheOutputIsZero() {
         // Pre-activation exactly 0 (x = 0, b = 0): no gradient, as PyTorch's ReLU.
         let x = Tensor(zeros: [1, 2]).requiringGrad(), w = Tensor(shape: [1, 2], [1, 1]).requiringGrad()

@@ -39,17 +39,19 @@ private func linearOp(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, rows: Rang
             else { for o in 0..<outF { row[o] = row[o] > 0 ? row[o] : 0 } }
         }
     }
-    let saved = relu ? out.detached() : nil
+    // The ReLU's backward needs only where the output is positive: one bit per element, so the output's own
+    // storage is not held for it (the caller may release it: FeedForwardWeights).
+    let positive = relu && Autograd.isEnabled && (x.requiresGrad || weight.requiresGrad || bias?.requiresGrad == true)
+        ? PositiveMask(y, count: out.count) : nil
     Autograd.record(out, op: relu ? "linearReLU" : "linear", parents: bias.map { [x, weight, $0] } ?? [x, weight]) { g in
         var gy = g.data
         var masked: Tensor?
-        if let saved {
+        if let positive {
             // d/d(pre-activation) = g where the output is positive (0 at exactly 0, as PyTorch's ReLU).
             let t = Tensor(uninitialized: g.shape)
-            let gp = g.data, yp = saved.data, tp = t.data
-            for i in 0..<t.count { tp[i] = yp[i] > 0 ? gp[i] : 0 }
+            positive.select(g.data, into: t.data)
             masked = t
-            gy = tp
+            gy = t.data
         }
         if x.requiresGrad {
             BLAS.gemm(transA: false, transB: false, m: m, n: inF, k: outF, a: gy, lda: outF,
@@ -69,4 +71,53 @@ private func linearOp(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, rows: Rang
         withExtendedLifetime(masked) {}
     }
     return out
+}
+
+/// One bit per element: whether `y[i] > 0` (1/32 of the activation), built and applied 8 lanes at a time.
+private struct PositiveMask {
+    let bytes: [UInt8]
+    let count: Int
+
+    init(_ y: UnsafePointer<Float>, count: Int) {
+        self.count = count
+        let full = count / 8
+        var b = [UInt8](repeating: 0, count: (count + 7) / 8)
+        b.withUnsafeMutableBufferPointer { bp in
+            let raw = UnsafeRawPointer(y)
+            let weights = SIMD8<Int32>(1, 2, 4, 8, 16, 32, 64, 128), zero = SIMD8<Int32>(repeating: 0)
+            for j in 0..<full {
+                let v = raw.loadUnaligned(fromByteOffset: j * 32, as: SIMD8<Float>.self)
+                bp[j] = UInt8(truncatingIfNeeded: zero.replacing(with: weights, where: v .> 0).wrappedSum())
+            }
+            if full * 8 < count {
+                var last: UInt8 = 0
+                for k in 0..<(count - full * 8) where y[full * 8 + k] > 0 { last |= 1 << UInt8(k) }
+                bp[full] = last
+            }
+        }
+        bytes = b
+    }
+
+    /// out[i] = g[i] where the mask is set, else 0: each mask byte picks 8 lane masks from a 256-entry table and
+    /// ANDs them with the gradient's bits.
+    func select(_ g: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        let full = count / 8
+        bytes.withUnsafeBufferPointer { bp in
+            PositiveMask.laneMasks.withUnsafeBufferPointer { table in
+                let graw = UnsafeRawPointer(g), oraw = UnsafeMutableRawPointer(out)
+                for j in 0..<full {
+                    let gv = graw.loadUnaligned(fromByteOffset: j * 32, as: SIMD8<UInt32>.self)
+                    oraw.storeBytes(of: gv & table[Int(bp[j])], toByteOffset: j * 32, as: SIMD8<UInt32>.self)
+                }
+            }
+            for i in (full * 8)..<count { out[i] = (bp[full] >> UInt8(i - full * 8)) & 1 != 0 ? g[i] : 0 }
+        }
+    }
+
+    /// Entry b: lane k all ones where bit k of b is set.
+    private static let laneMasks: [SIMD8<UInt32>] = (0..<256).map { b in
+        var m = SIMD8<UInt32>(repeating: 0)
+        for k in 0..<8 where (b >> k) & 1 != 0 { m[k] = .max }
+        return m
+    }
 }

@@ -21,6 +21,9 @@ public final class Buffer: @unchecked Sendable {
 
     deinit { free(base) }
 
+    /// The storage of every released tensor (`Tensor.releaseStorage`).
+    static let released = Buffer(count: 0)
+
     /// Activations of the full model are tens of MB each. glibc serves blocks above its mmap threshold (at most
     /// 32 MB by default) with fresh mmaps, so every op output would page-fault and be zeroed by the kernel again
     /// (measured: +50% on attention). Keeping large blocks in the heap lets freed activations be reused.
@@ -35,8 +38,11 @@ public final class Buffer: @unchecked Sendable {
 public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public let shape: [Int]
     public let count: Int
-    public let buffer: Buffer
+    /// The storage. `releaseStorage()` swaps it for an empty buffer once no backward needs the values.
+    public private(set) var buffer: Buffer
     public let offset: Int
+    /// True after `releaseStorage()`: shape, graph links and gradient remain, the values are gone.
+    public private(set) var isReleased = false
     /// Optional name (state_dict key for parameters), used in error messages.
     public var name: String?
 
@@ -51,7 +57,10 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     var opName: String = "leaf"
 
     /// Storage pointer (the view's first element).
-    @inlinable public var data: UnsafeMutablePointer<Float> { buffer.base + offset }
+    @inlinable public var data: UnsafeMutablePointer<Float> {
+        precondition(!isReleased, "a tensor whose values were released (releaseStorage) is read again")
+        return buffer.base + offset
+    }
     public var rank: Int { shape.count }
     public var isLeaf: Bool { backwardFn == nil }
 
@@ -110,6 +119,16 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public func setRequiresGrad(_ flag: Bool) {
         precondition(isLeaf, "requiresGrad can only be set on leaf tensors")
         requiresGrad = flag
+    }
+
+    /// Frees this tensor's values while keeping it in the graph (shape, parents, backward, gradient): for an
+    /// activation whose later consumers are all recorded and none of whose backward passes read it, e.g. the FFN's
+    /// hidden layer when the second linear layer's weight is frozen (its backward needs only the weight). The memory
+    /// returns only if no view shares the buffer. Reading `data` afterwards stops the process.
+    public func releaseStorage() {
+        guard !isReleased else { return }
+        buffer = Buffer.released
+        isReleased = true
     }
 
     /// A tensor sharing this storage, outside any graph (PyTorch `detach`).
