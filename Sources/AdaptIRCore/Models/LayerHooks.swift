@@ -34,10 +34,9 @@ public enum Projection: Sendable, Equatable {
 /// - VPT: `layerInput` / `layerOutput` (prepend prompt tokens, drop them again);
 /// - sequential adapters: `afterMLP`.
 public protocol LayerHooks: AnyObject {
-    /// Whether `afterProjection` may change a projection's output or read its input, or `afterNorm` change a norm's
-    /// output. When false (AdaptIR, VPT, AdaptFormer), both must be the identity: the layers fuse a projection with
-    /// what follows it (the FFN's bias and ReLU) and free activations that only frozen projections read (norm outputs
-    /// before attention, attention outputs, the FFN's hidden layer) once those projections are recorded.
+    /// Whether `afterProjection` may change a projection's output or read its input. When false (AdaptIR, VPT,
+    /// AdaptFormer), `afterProjection` must be the identity: the layers fuse a projection with what follows it (the
+    /// FFN's bias and ReLU) and free the FFN's hidden layer once the frozen second linear layer has read it.
     var adaptsProjections: Bool { get }
     /// Tokens (N, L, d) entering the layer.
     func layerInput(_ x: Tensor, at site: LayerSite) -> Tensor

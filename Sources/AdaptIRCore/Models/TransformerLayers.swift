@@ -22,19 +22,8 @@ struct AttentionWeights {
         let v = project(value, (2 * d)..<(3 * d), .value(block))
         let o = scaledDotProductAttention(q: q, k: k, v: v, heads: heads)
         let y = linear(o, outProj)
-        let out = hooks?.afterProjection(y, input: o, projection: .output(block), at: site) ?? y
-        // Attention's backward reads q, k and v, not its output; only outProj's weight gradient would.
-        if mayReleaseInputs(of: outProj, hooks: hooks) { o.releaseStorage() }
-        return out
+        return hooks?.afterProjection(y, input: o, projection: .output(block), at: site) ?? y
     }
-}
-
-/// Whether the inputs of frozen projections may be freed as soon as the projections are recorded: a graph is being
-/// recorded, the weight is frozen (so no weight gradient will read the input), and the hooks neither read projection
-/// inputs nor change norms (`adaptsProjections` false). The callers free only activations that nothing else reads:
-/// norm outputs that feed only projections and additions, attention outputs, the FFN's hidden layer.
-private func mayReleaseInputs(of weight: Tensor, hooks: LayerHooks?) -> Bool {
-    Autograd.isEnabled && !weight.requiresGrad && !(hooks?.adaptsProjections ?? false)
 }
 
 /// The FFN of a layer: linear2(ReLU(linear1(s))).
@@ -56,7 +45,7 @@ struct FeedForwardWeights {
         // The hidden layer (4d wide: the largest activation of a layer) is read again only by the weight gradient of
         // linear2; linearReLU's backward keeps its own bit mask. With linear2 frozen (every PETL method here), its
         // values can go now instead of staying alive through the graph until the backward.
-        if mayReleaseInputs(of: w2, hooks: hooks) { a.releaseStorage() }
+        if Autograd.isEnabled && !w2.requiresGrad { a.releaseStorage() }
         return y
     }
 }
@@ -106,7 +95,6 @@ struct EncoderLayer {
         var s = norm1(x)
         if let hooks { s = hooks.afterNorm(s, index: 1, at: site) }
         x = x + attention(query: s, key: s, value: s, heads: heads, hooks: hooks, site: site)
-        if mayReleaseInputs(of: attention.inProj, hooks: hooks) { s.releaseStorage() }
         x = feedForwardSublayer(x, norm: norm2, normIndex: 2, ffn: ffn, hooks: hooks, site: site)
         return hooks?.layerOutput(x, at: site) ?? x
     }
@@ -144,12 +132,9 @@ struct DecoderLayer {
         if let hooks { s = hooks.afterNorm(s, index: 1, at: site) }
         let qk = s + queryPos
         t = t + selfAttention(query: qk, key: qk, value: s, heads: heads, hooks: hooks, site: site)
-        if mayReleaseInputs(of: selfAttention.inProj, hooks: hooks) { s.releaseStorage(); qk.releaseStorage() }
         s = norm2(t)
         if let hooks { s = hooks.afterNorm(s, index: 2, at: site) }
-        let crossQuery = s + queryPos
-        t = t + crossAttention(query: crossQuery, key: memory, value: memory, heads: heads, hooks: hooks, site: site)
-        if mayReleaseInputs(of: crossAttention.inProj, hooks: hooks) { s.releaseStorage(); crossQuery.releaseStorage() }
+        t = t + crossAttention(query: s + queryPos, key: memory, value: memory, heads: heads, hooks: hooks, site: site)
         t = feedForwardSublayer(t, norm: norm3, normIndex: 3, ffn: ffn, hooks: hooks, site: site)
         return hooks?.layerOutput(t, at: site) ?? t
     }
