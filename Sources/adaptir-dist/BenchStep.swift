@@ -82,6 +82,7 @@ struct BenchStep: ParsableCommand {
         var timed: [(step: Double, stats: StepStats)] = []
         for i in 0..<(warmup + steps) {
             if !noAllreduce { try world.barrier() }   // every step starts together, so the slowest rank's time is the step's
+            if i == warmup { TensorMemory.resetPeak() }
             let start = monotonicSeconds()
             let st = try trainer.trainStep(lq: lq, gt: gt)
             if i >= warmup { timed.append((monotonicSeconds() - start, st)) }
@@ -91,6 +92,8 @@ struct BenchStep: ParsableCommand {
         let stepMedian = AllreduceBenchmark.median(timed.map(\.step))
         let slowest = try world.allreduceMax(stepMedian)
         let peak = try world.allreduceMax(Int64(peakResidentBytes()))
+        let peakLive = try world.allreduceMax(Int64(TensorMemory.peakBytes))
+        let afterForward = try world.allreduceMax(Int64(timed.map(\.stats.liveBytesAfterForward).max() ?? 0))
         guard world.isRoot else { return }
 
         let cost = ModelCost(preset: p, task: task, method: model.method)
@@ -115,7 +118,8 @@ struct BenchStep: ParsableCommand {
         print(String(format: "model: %.2f GFLOP per patch (forward %.2f + backward %.2f%@), %.1f GFLOP/s per rank = %.0f%% of sgemm (%.1f GFLOP/s at 2048x576x576 in this process)",
                      (cost.forward + backwardFLOPs) / 1e9, cost.forward / 1e9, backwardFLOPs / 1e9, trainsBackbone ? ", 2x forward" : ", adapter-only",
                      gflops, 100 * gflops / sgemm, sgemm))
-        print(String(format: "peak resident memory (largest rank): %.2f GiB", Double(peak) / 1073741824))
+        print(String(format: "peak resident memory (largest rank): %.2f GiB; live tensor storage in the timed steps: %.2f GiB at the end of the forward, %.2f GiB at its peak",
+                     Double(peak) / 1073741824, Double(afterForward) / 1073741824, Double(peakLive) / 1073741824))
         print("reduced per step: \(floats.grouped) \(gradDtype.rawValue) values = \(bytes.grouped) bytes\(bytes == 0 ? " (nothing moves: one rank or --no-allreduce)" : "")")
         if let csv {
             let header = "preset,method,task,batch_per_rank,ranks,threads,grad_dtype,bucket_mb,no_allreduce,step_ms,slowest_step_ms,forward_ms,backward_ms,scan_ms,wait_ms,allreduce_ms,optimizer_ms,gflops_per_rank,sgemm_gflops,peak_gib,floats_reduced,bytes_reduced\n"

@@ -77,6 +77,21 @@ final class LinearReLUTests: XCTestCase {
         XCTAssertEqual(x2.grad!.toArray(), reference)
     }
 
+    /// TensorMemory counts every buffer while it lives, and a released tensor's storage leaves the count.
+    func testLiveTensorStorageIsCounted() {
+        let before = TensorMemory.liveBytes
+        var t: Tensor? = Tensor(zeros: [1000, 3])
+        XCTAssertEqual(TensorMemory.liveBytes - before, 12_000)
+        TensorMemory.resetPeak()
+        let u = Tensor(zeros: [500])
+        XCTAssertGreaterThanOrEqual(TensorMemory.peakBytes, before + 14_000)
+        u.releaseStorage()
+        XCTAssertEqual(TensorMemory.liveBytes - before, 12_000)
+        t = nil
+        XCTAssertEqual(TensorMemory.liveBytes, before)
+        XCTAssertNil(t)
+    }
+
     func testGradientIsZeroWhereTheOutputIsZero() {
         // Pre-activation exactly 0 (x = 0, b = 0): no gradient, as PyTorch's ReLU.
         let x = Tensor(zeros: [1, 2]).requiringGrad(), w = Tensor(shape: [1, 2], [1, 1]).requiringGrad()

@@ -17,9 +17,10 @@ public final class Buffer: @unchecked Sendable {
         base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         self.count = count
         if zeroed { base.initialize(repeating: 0, count: count) }
+        TensorMemory.change(by: count)
     }
 
-    deinit { free(base) }
+    deinit { TensorMemory.change(by: -count); free(base) }
 
     /// The storage of every released tensor (`Tensor.releaseStorage`).
     static let released = Buffer(count: 0)
@@ -31,6 +32,27 @@ public final class Buffer: @unchecked Sendable {
         Runtime.flushDenormalsOnThisThread()
         return swrt_keep_large_blocks(1 << 30) != 0
     }()
+}
+
+/// The bytes held by live `Buffer`s (every tensor's storage), now and at most since `resetPeak()`: what the graph
+/// and the step's temporaries really hold, as against the process's resident set, which also counts freed blocks
+/// that glibc keeps and the rest of the process (`bench step` prints both).
+public enum TensorMemory {
+    nonisolated(unsafe) private static var live = 0
+    nonisolated(unsafe) private static var peak = 0
+    private static let lock = NSLock()
+
+    static func change(by floats: Int) {
+        lock.lock()
+        live += floats * MemoryLayout<Float>.stride
+        if live > peak { peak = live }
+        lock.unlock()
+    }
+
+    public static var liveBytes: Int { lock.lock(); defer { lock.unlock() }; return live }
+    public static var peakBytes: Int { lock.lock(); defer { lock.unlock() }; return peak }
+    /// Starts a new peak from what is live now.
+    public static func resetPeak() { lock.lock(); peak = live; lock.unlock() }
 }
 
 /// An n-dimensional Float tensor: a shape over contiguous row-major storage, plus what reverse-mode autodiff needs

@@ -17,6 +17,8 @@ public struct StepStats: Sendable {
     /// overlapped with the backward, only the wait for them after it).
     public var allreduceSeconds = 0.0
     public var optimizerSeconds = 0.0
+    /// Bytes of live tensor storage when the forward (and the loss) is done: what the graph holds for the backward.
+    public var liveBytesAfterForward = 0
     /// Elements of the gradient allreduce (= trainable parameters) and their bytes on the wire.
     public var floatsReduced = 0
     public var wire: GradientWireType = .fp32
@@ -114,6 +116,7 @@ public final class Trainer {
         var t = monotonicSeconds()
         let loss = l1Loss(model(lq, task: task), gt)
         stats.forwardSeconds = monotonicSeconds() - t
+        stats.liveBytesAfterForward = TensorMemory.liveBytes
         // Made on first use, dropped when the wire or the bucket size changes (their didSet).
         if bucketBytes > 0 && comm.size > 1 && reducer == nil {
             reducer = BucketedReducer(store: store, comm: comm, wire: gradWire, capBytes: bucketBytes)
