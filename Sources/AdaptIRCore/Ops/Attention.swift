@@ -26,7 +26,7 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: In
     let dh = d / heads
     let scale = Float(1.0 / Double(dh).squareRoot())
     let out = Tensor(uninitialized: [n, lq, d])
-    let recording = Autograd.isEnabled && (q.requiresGrad || k.requiresGrad || v.requiresGrad)
+    let recording = Autograd.willRecord([q, k, v])
     let pSize = lq * lk
     // Attention probabilities: kept for all (sample, head) pairs when the backward needs them and they fit the
     // budget, else one scratch (the backward then recomputes them).

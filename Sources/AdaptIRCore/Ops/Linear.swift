@@ -41,9 +41,9 @@ private func linearOp(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, rows: Rang
     }
     // The ReLU's backward needs only where the output is positive: one bit per element, so the output's own
     // storage is not held for it (the caller may release it: FeedForwardWeights).
-    let positive = relu && Autograd.isEnabled && (x.requiresGrad || weight.requiresGrad || bias?.requiresGrad == true)
-        ? PositiveMask(y, count: out.count) : nil
-    Autograd.record(out, op: relu ? "linearReLU" : "linear", parents: bias.map { [x, weight, $0] } ?? [x, weight]) { g in
+    let parents = bias.map { [x, weight, $0] } ?? [x, weight]
+    let positive = relu && Autograd.willRecord(parents) ? PositiveMask(y, count: out.count) : nil
+    Autograd.record(out, op: relu ? "linearReLU" : "linear", parents: parents) { g in
         var gy = g.data
         var masked: Tensor?
         if let positive {

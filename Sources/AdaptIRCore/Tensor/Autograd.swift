@@ -21,9 +21,15 @@ public enum Autograd {
         return try body()
     }
 
+    /// Whether `record` with these parents links anything: for ops that keep something for their backward only when
+    /// it will run (attention's probabilities, linearReLU's mask).
+    public static func willRecord(_ parents: [Tensor]) -> Bool {
+        isEnabled && parents.contains(where: { $0.requiresGrad })
+    }
+
     /// Links `out` to `parents` with `backward` if any parent requires a gradient.
     public static func record(_ out: Tensor, op: String, parents: [Tensor], backward: @escaping (Tensor) -> Void) {
-        guard isEnabled, parents.contains(where: { $0.requiresGrad }) else { return }
+        guard willRecord(parents) else { return }
         out.attach(op: op, parents: parents, backward: backward)
     }
 
