@@ -25,9 +25,11 @@ build: deps
 test: deps
 	SWIFT_FLAGS="$(SWIFT_FLAGS)" scripts/run-tests.sh
 
-# The embedded default: AdaptIR on the bundled small backbone, adapted to LR4&Noise30 on the bundled photos by two
-# ranks, with the PSNR/SSIM table before and after.
+# The embedded default: AdaptIR on the bundled small backbone, adapted to LR4&Noise30 on the photo corpus (fetched
+# once by datasets/fetch-photos.sh into datasets/photos, checked by SHA-256) by two ranks, with the PSNR/SSIM table
+# of the corpus's test split before and after.
 run: build
+	datasets/fetch-photos.sh --if-missing
 	mpirun -n 2 --bind-to none -x OPENBLAS_NUM_THREADS=1 $(RELEASE)/adaptir-dist train
 
 # `make install PREFIX=/opt/adaptir`: the binary to PREFIX/bin, the bundled backbone and sample photos to

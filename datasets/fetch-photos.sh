@@ -1,29 +1,33 @@
 #!/usr/bin/env bash
 # A larger open photo corpus from Debian packages, pinned by SHA-256 (datasets/README.md, "Photo corpus").
 #
-#   datasets/fetch-photos.sh [--dest DIR] [--cache DIR] [--record]
+#   datasets/fetch-photos.sh [--dest DIR] [--cache DIR] [--record] [--if-missing]
 #
 # For every package named by a kept row of datasets/photos/manifest.tsv: `apt-get download` the pinned version
 # (or, when this machine's apt has another, that one, said so) into CACHE/debs, unpack it with `dpkg-deb -x` into
 # CACHE/unpacked (nothing is installed), and check each kept file against datasets/photos/sources.sha256. Then, in a
 # venv CACHE/venv with pinned numpy and Pillow, datasets/photos/prepare.py writes the photos as PNG (long side at
 # most 1024 px, Lanczos) into DEST/train and DEST/test (both emptied first) and adds the bundled samples; the PNGs
-# are checked against datasets/photos/photos.sha256. Defaults: DEST and CACHE = .cache/photos of the checkout.
-# Any mismatch, missing package or missing file stops the script with one line naming it, exit 1.
+# are checked against datasets/photos/photos.sha256; DEST/COMPLETE is written last (the embedded default of
+# `adaptir-dist train` uses datasets/photos only when that stamp is there). Defaults: DEST = datasets/photos,
+# CACHE = .cache/photos of the checkout. Any mismatch, missing package or missing file stops the script with one line
+# naming it, exit 1. --if-missing does nothing when DEST/COMPLETE exists and every PNG still matches (make run).
 # --record rewrites the two .sha256 files from what is there instead of checking them (after reviewing a new
 # package version by hand).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
-dest="$repo/.cache/photos"
+dest="$here/photos"
 cache="$repo/.cache/photos"
 record=0
+if_missing=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --dest) dest=${2:?--dest needs a folder}; shift 2 ;;
         --cache) cache=${2:?--cache needs a folder}; shift 2 ;;
         --record) record=1; shift ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --if-missing) if_missing=1; shift ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "fetch-photos: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -35,6 +39,11 @@ die() { echo "fetch-photos: $*" >&2; exit 1; }
 command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || die "apt-get and dpkg-deb are needed (a Debian machine)"
 mkdir -p "$dest" "$cache/debs" "$cache/unpacked"
 dest=$(cd "$dest" && pwd); cache=$(cd "$cache" && pwd)
+if [ "$if_missing" -eq 1 ] && [ "$record" -eq 0 ] && [ -f "$dest/COMPLETE" ] \
+        && (cd "$dest" && sha256sum --quiet -c "$photos_sums" >/dev/null 2>&1); then
+    echo "fetch-photos: the photo corpus is in $dest ($(ls "$dest"/train/*.png | wc -l) train, $(ls "$dest"/test/*.png | wc -l) test photos, every SHA-256 checked)"
+    exit 0
+fi
 
 # Kept rows: name, package, version, path (columns 1-4; decision is column 10).
 kept=$(awk -F'\t' '!/^#/ && $1 != "name" && $10 == "keep" { print $1 "\t" $2 "\t" $3 "\t" $4 }' "$manifest")
@@ -87,7 +96,7 @@ if [ "$have" != "$pins" ]; then
     "$venv/bin/pip" install -q $pins >"$cache/pip.log" 2>&1 || die "pip install $pins failed (see $cache/pip.log)"
 fi
 
-rm -rf "$dest/train" "$dest/test"
+rm -rf "$dest/train" "$dest/test" "$dest/COMPLETE"
 (cd "$here" && sha256sum --quiet -c samples/SHA256SUMS) || die "datasets/samples: checksum mismatch (datasets/samples/SHA256SUMS)"
 PYTHONPATH="$here/photos" "$venv/bin/python" "$here/photos/prepare.py" "$manifest" "$cache/unpacked" "$here/samples" "$dest"
 
@@ -100,3 +109,5 @@ else
     [ -z "$bad" ] || die "$dest/$bad: the written PNG differs from datasets/photos/photos.sha256 (another decoder or resizer than $pins?)"
     echo "fetch-photos: every source and PNG matches its pinned SHA-256"
 fi
+echo "$(ls "$dest"/train/*.png | wc -l) train and $(ls "$dest"/test/*.png | wc -l) test photos, checked against $photos_sums" >"$dest/COMPLETE"
+echo "fetch-photos: the photo corpus is in $dest"

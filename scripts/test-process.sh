@@ -381,9 +381,12 @@ scenario_resume_config_mismatch() {
 # ---- 6. the bundled data from any working directory (DataLocations) ----
 scenario_installed_from_anywhere() {
     mkdir -p "$d"
-    local prefix="$d/prefix" share="$d/prefix/share/adaptir-dist/datasets" run
+    # The prefix outside the checkout: an executable under .build also finds the checkout's datasets/ (the last place
+    # looked in), which holds the photo corpus once datasets/fetch-photos.sh has run.
+    local prefix share run
+    prefix=$(mktemp -d /tmp/adaptir-prefix.XXXXXX); share="$prefix/share/adaptir-dist/datasets"
     if ! scripts/install.sh "$prefix" "$bin" >"$d/install.log" 2>&1; then
-        fail $name "scripts/install.sh failed: $(tail -n 1 "$d/install.log")"; return
+        fail $name "scripts/install.sh failed: $(tail -n 1 "$d/install.log")"; rm -rf "$prefix"; return
     fi
     run=$(mktemp -d /tmp/adaptir-anywhere.XXXXXX)
     (cd "$run" && env -u ADAPTIR_DATA timeout --kill-after=10 120 "$prefix/bin/adaptir-dist" train --steps 2 --global-batch 2 \
@@ -394,8 +397,32 @@ scenario_installed_from_anywhere() {
     elif ! grep -q "^backbone $share/ipt_small_backbone.h5$" "$d/train.log"; then
         fail $name "the installed backbone was not loaded: $(grep -m1 'backbone' "$d/train.log")"
     elif ! grep -q "^packed the bundled training photos" "$d/train.log"; then fail $name "the bundled training photos were not packed"
+    elif ! grep -q "the photo corpus was not found: looked in .*photos/COMPLETE" "$d/train.log"; then
+        fail $name "the fallback to the bundled photos does not say where the corpus was looked for: $(grep -m1 'embedded default' "$d/train.log")"
     elif ! grep -q "^| \*\*mean\*\* |" "$out/results.md" 2>/dev/null; then fail $name "no results table of the installed test photos"
-    else pass $name "installed to a prefix, run from /tmp: backbone, training and test photos from $share"; fi
+    else
+        # A fetched photo corpus (datasets/fetch-photos.sh: photos/{train,test} and the COMPLETE stamp) in
+        # $ADAPTIR_DATA: the embedded default trains on it and scores its test split; the backbone still comes from
+        # the install prefix.
+        local data="$d/data" out2="$d/out-corpus"
+        mkdir -p "$data/photos/train" "$data/photos/test"
+        cp datasets/samples/train/astronaut.png datasets/samples/train/coffee.png "$data/photos/train/"
+        cp datasets/samples/test/chelsea.png "$data/photos/test/corpus-test.png"
+        echo "2 train and 1 test photos (made by test-process.sh)" >"$data/photos/COMPLETE"
+        run=$(mktemp -d /tmp/adaptir-anywhere.XXXXXX)
+        (cd "$run" && ADAPTIR_DATA="$data" timeout --kill-after=10 120 "$prefix/bin/adaptir-dist" train --steps 2 --global-batch 2 \
+            --output "$out2" >"$d/train-corpus.log" 2>&1)
+        rc=$?
+        rm -rf "$run"
+        if [ "$rc" -ne 0 ]; then fail $name "train with a corpus in \$ADAPTIR_DATA exited $rc: $(grep -m1 'adaptir-dist' "$d/train-corpus.log")"
+        elif ! grep -q "^embedded default: .* on the photo corpus ($data/photos/train, scored on $data/photos/test)" "$d/train-corpus.log"; then
+            fail $name "the fetched corpus was not used: $(grep -m1 'embedded default' "$d/train-corpus.log")"
+        elif ! grep -q "^packed $data/photos/train for lr4_noise30 .*: 128 patches" "$d/train-corpus.log"; then
+            fail $name "the corpus was not packed with 64 patches per photo: $(grep -m1 '^packed' "$d/train-corpus.log")"
+        elif ! grep -q "^| corpus-test.png |" "$out2/results.md" 2>/dev/null; then fail $name "the corpus's test split was not scored"
+        else pass $name "installed to a prefix, run from /tmp: the bundled photos from $share, or a fetched corpus from \$ADAPTIR_DATA"; fi
+    fi
+    rm -rf "$prefix"
 }
 
 scenario_data_not_found() {

@@ -10,10 +10,10 @@ struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compare adaptation methods on one backbone and task: same budget, several seeds, per-method learning rates; table, CSV and validation-loss plot.",
         discussion: """
-            Data: the training images (--train-dir, default the photo corpus of datasets/fetch-photos.sh in \
-            .cache/photos/train) are split by a hash of each file name into training and validation images \
+            Data: the training images (--train-dir, default the photo corpus of datasets/fetch-photos.sh, \
+            datasets/photos/train wherever the bundled data is found) are split by a hash of each file name into training and validation images \
             (--val-percent); the validation patches decide --lr-sweep and give the loss curves; the test folder \
-            (default .cache/photos/test) is only scored. Runs that finished (OUTPUT/runs/METHOD-seedS/results.json \
+            (default the corpus's test split) is only scored. Runs that finished (OUTPUT/runs/METHOD-seedS/results.json \
             with the same settings) are reused, so an interrupted comparison continues where it stopped. Each run's \
             log is OUTPUT/runs/.../log.txt. Writes OUTPUT/compare.md, runs.csv, val-curves.csv and val-curves.svg \
             (gnuplot); --report copies compare.md (with the plot beside it) elsewhere, e.g. docs/.
@@ -30,7 +30,12 @@ struct Compare: ParsableCommand {
     @Option(help: "Backbone file ('auto': the bundled one of the preset).") var backbone: String = "auto"
     @Option(name: .customLong("train-dir"), help: "Folder of clean training images (repeatable).") var trainDirs: [String] = []
     @Option(name: .customLong("val-percent"), help: "Percent of the training images held out for validation (by name hash).") var valPercent: Int = 15
-    @Option(name: .customLong("test-data"), help: "Folder of clean test images (only scored, never used to choose anything).") var testData: String = ".cache/photos/test"
+    @Option(name: .customLong("test-data"), help: "Folder of clean test images (only scored, never used to choose anything; default: the photo corpus's test split).") var testData: String?
+
+    /// The photo corpus of datasets/fetch-photos.sh where `DataLocations` finds it, else its checkout path (named in
+    /// the error when it is missing).
+    private var corpus: (train: String, test: String) { TrainConfig.photoCorpus() ?? ("datasets/photos/train", "datasets/photos/test") }
+    private var testFolder: String { testData ?? corpus.test }
     @Option(name: .customLong("patches-per-image"), help: "Training patches cut from each training image.") var patchesPerImage: Int = 64
     @Option(name: .customLong("val-every"), help: "Steps between validations.") var valEvery: Int = 25
     @Option(name: .customLong("lr"), help: "A method's learning rate, METHOD=RATE (repeatable); otherwise the sweep's choice or the method's default.") var lrOverrides: [String] = []
@@ -142,7 +147,7 @@ struct Compare: ParsableCommand {
 
         // The two reference rows, computed once in this process: bicubic and the unadapted backbone.
         let evaluator = Evaluator(task: t, seed: 0)
-        let pairs = try evaluator.testPairs(folder: testData) { say($0) }
+        let pairs = try evaluator.testPairs(folder: testFolder) { say($0) }
         let frozen = try AdaptedIPT(preset: p, choice: .frozen)
         try Checkpoint.load(backbonePath, into: frozen, part: .backbone)
         let baseline = evaluator.baseline(pairs: pairs)
@@ -258,7 +263,7 @@ struct Compare: ParsableCommand {
     /// result), links them into two folders and packs both (validation: 16 patches per image, another seed).
     private func prepareData(out: String) throws -> Prepared {
         let fm = FileManager.default
-        let dirs = trainDirs.isEmpty ? [".cache/photos/train"] : trainDirs
+        let dirs = trainDirs.isEmpty ? [corpus.train] : trainDirs
         var images: [(name: String, path: String)] = []
         for d in dirs {
             var isDir: ObjCBool = false
@@ -301,7 +306,7 @@ struct Compare: ParsableCommand {
             let r = try Packer.pack(o)
             say("packed \(r.count) patches of \(folder) -> \(file)")
         }
-        say("data: \(train.count) training images, \(val.count) validation images (\(val.map(\.name).joined(separator: ", "))), test folder \(testData)")
+        say("data: \(train.count) training images, \(val.count) validation images (\(val.map(\.name).joined(separator: ", "))), test folder \(testFolder)")
         return Prepared(train: trainFile, val: valFile, trainImages: train.map(\.name), valImages: val.map(\.name))
     }
 
@@ -315,7 +320,7 @@ struct Compare: ParsableCommand {
                     "--val-data", data.val, "--val-every", "\(valEvery)", "--backbone", backbone,
                     "--global-batch", "\(globalBatch)", "--steps", "\(steps)", "--lr", "\(lr)", "--seed", "\(seed)",
                     "--threads", "\(threads)", "--checkpoint-every", "0", "--output", dir, "--no-eval-before"]
-        args += evaluate ? ["--test-data", testData] : ["--no-eval"]
+        args += evaluate ? ["--test-data", testFolder] : ["--no-eval"]
         return args
     }
 
@@ -487,7 +492,7 @@ struct Compare: ParsableCommand {
         let cwd = FileManager.default.currentDirectoryPath + "/"
         let shownBackbone = backbone.hasPrefix(cwd) ? String(backbone.dropFirst(cwd.count)) : backbone
         md += "- Backbone: `\(shownBackbone)` (preset \(preset), SHA-256 \((try? Compare.fileSHA256(backbone))?.prefix(16) ?? "?")...); budget: \(steps) steps at global batch \(globalBatch) for every method, AdamW, weight decay 0.01, lr halved at 50/80/90/95 % of the run; seeds \(seeds)\n"
-        md += "- Data: \(data.trainImages.count) training images (\(patchesPerImage) patches each), \(data.valImages.count) validation images held out by name hash (\(data.valImages.joined(separator: ", "))), scored on \(testImages) test images of `\(testData)` that choose nothing\n"
+        md += "- Data: \(data.trainImages.count) training images (\(patchesPerImage) patches each), \(data.valImages.count) validation images held out by name hash (\(data.valImages.joined(separator: ", "))), scored on \(testImages) test images of `\(testFolder)` that choose nothing\n"
         md += "- PSNR/SSIM: \(evaluator.task.metricOnY ? "Y channel" : "RGB"), border \(evaluator.task.metricBorder), means over the test images; mean ± sample standard deviation over the seeds. Val drop in last 20 %: the share of the method's validation-loss drop (mean curve) that came in the last fifth of the steps, a large share means the loss was still falling when the budget ended. ms/step: median of forward + backward + wait + scan + allreduce + optimizer; train s/run: the whole loop with validations; peak GiB/rank: the largest peak resident set of any rank of any seed\n\n"
         md += table + "\n" + ordering + "\n\n"
         md += plotted ? "![validation L1 loss per step, mean over seeds](val-curves.svg)\n\n" : "(No plot: gnuplot was not found; the curves are in val-curves.csv.)\n\n"

@@ -12,7 +12,7 @@ struct Pack: ParsableCommand {
               adaptir-dist pack --task lr4_noise30 --input datasets/samples/train --output lr4n30.h5
               adaptir-dist pack --task sr_4 --input DIV2K --layout div2k --output sr4.h5   (uses DIV2K_train_LR_bicubic/X4)
               adaptir-dist pack --task derain_l --input RainTrainL --output rainl.h5
-              adaptir-dist pack --task sr_4 --input .cache/photos/train --input datasets/samples/train --output sr4.h5
+              adaptir-dist pack --task sr_4 --input datasets/photos/train --input more/photos --output sr4.h5
             """)
 
     @Option(help: "Task: \(PackTask.known).")

@@ -25,7 +25,9 @@ struct Pretrain: ParsableCommand {
     @Option(help: "AdamW learning rate (IPT's pre-training used 5e-5 at batch 64 on ImageNet).") var lr: Float = 2e-4
     @Option var seed: UInt64 = 0
     @Option var threads: Int = 1
-    @Option(name: .customLong("patches-per-image")) var patchesPerImage: Int = 64
+    @Option(name: .customLong("patches-per-image"), help: "Random patches cut once from each photo and task (--kind patches).") var patchesPerImage: Int = 64
+    @Option(help: "How the photos are packed: 'patches' (degraded once, fixed) or 'images' (clean 480x480 sub-images, a fresh random crop, flip/rotation and degradation every epoch).")
+    var kind: String = "patches"
     @Option(name: .customLong("checkpoint-every")) var checkpointEvery: Int = 100
     @Option(help: "Folder for the training checkpoint and CSV.") var output: String = "runs/pretrain-small"
     @Option(help: "Cache folder for the packed data.") var cache: String = ".cache/adaptir-dist"
@@ -62,6 +64,7 @@ struct Pretrain: ParsableCommand {
 
     func validate() throws {
         _ = try config()
+        guard PatchFile.Kind(rawValue: kind) != nil else { throw ValidationError("--kind: '\(kind)' is not patches or images") }
         guard watchdog.isFinite, watchdog >= 0 else { throw ValidationError("--watchdog: expected seconds >= 0 (0: off), got \(watchdog)") }
     }
 
@@ -72,6 +75,7 @@ struct Pretrain: ParsableCommand {
             let evaluate = !noEval && c.task == RestorationTask.sr4.rawValue
             var job = TrainingJob(config: c, comm: comm, resume: resume, evaluate: evaluate, watchdog: watchdog, force: force)
             job.backboneOut = backboneOut
+            job.packKind = PatchFile.Kind(rawValue: kind)!
             try job.run()
         } catch {
             FileHandle.standardError.write(Data("adaptir-dist pretrain: rank \(comm.rank): \(error)\n".utf8))

@@ -8,8 +8,9 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Adapt the frozen backbone with AdaptIR on packed patches; only the adapter gradients are allreduced; evaluates before and after.",
         discussion: """
-            With no arguments (the embedded default): preset small, AdaptIR, LR4&Noise30, the bundled sample \
-            photos (packed on first use into the cache folder) and the bundled small backbone, 500 steps at lr 1e-2 \
+            With no arguments (the embedded default): preset small, AdaptIR, LR4&Noise30, the photo corpus of \
+            datasets/fetch-photos.sh (its test split scored; the bundled sample photos when it was not fetched), \
+            packed on first use into the cache folder, and the bundled small backbone, 500 steps at lr 1e-2 \
             (a demonstration; with --config or --train-data the defaults are the paper's recipe: lr 1e-4, weight \
             decay 0.01, milestones at 50/80/90/95 % of the run, gamma 0.5). A YAML file (--config) sets any field of the \
             run (keys: preset, method, task, train_data, test_data, backbone, global_batch, steps, lr, \
@@ -107,7 +108,11 @@ struct Train: ParsableCommand {
         let config = try resolvedConfig()
         let comm = Communicator.world
         if isEmbeddedDefault && comm.isRoot {
-            print("embedded default: \(config.methodChoice) on the bundled photos and backbone, \(config.steps) steps at lr \(config.lr) "
+            let data = config.trainDirs.isEmpty
+                ? "the bundled sample photos (the photo corpus was not found: "
+                    + DataLocations.current.searched(TrainConfig.photoCorpusStamp) + "; datasets/fetch-photos.sh fetches it, make run does)"
+                : "the photo corpus (\(config.trainDirs.joined(separator: ", ")), scored on \(config.testData))"
+            print("embedded default: \(config.methodChoice) on \(data) and the bundled backbone, \(config.steps) steps at lr \(config.lr) "
                   + "(a demonstration; the paper's recipe, lr 1e-4, applies with --config or --train-data)")
         }
         do {
@@ -141,6 +146,9 @@ struct TrainingJob {
     var verifyData = false
     /// Pre-training: the backbone file written at the end (`pretrain --out`).
     var backboneOut: String? = nil
+    /// What the training folders are packed into (`pretrain --kind`): fixed degraded patches, or clean sub-images
+    /// that the reader crops, flips and degrades afresh every epoch (BasicSR's way).
+    var packKind: PatchFile.Kind = .patches
 
     static func timestamp() -> String {
         let f = DateFormatter()
@@ -336,15 +344,16 @@ struct TrainingJob {
         if !config.trainData.isEmpty { return config.trainData }
         let name: String
         let inputs: [String]
+        let what = packKind == .images ? "images" : "k\(config.patchesPerImage)"
         if config.trainDirs.isEmpty {
-            name = "samples-\(task.rawValue)-seed\(config.seed)-k\(config.patchesPerImage).h5"
+            name = "samples-\(task.rawValue)-seed\(config.seed)-\(what).h5"
             inputs = [try DataLocations.current.locate("samples/train")]
         } else {
             // Named by the folders (absolute paths), so other folders never reuse a packed file.
             inputs = config.trainDirs.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
             var h = SHA256()
             h.update(Array(inputs.joined(separator: "\n").utf8))
-            name = "dirs-\(h.finalizeHex().prefix(12))-\(task.rawValue)-seed\(config.seed)-k\(config.patchesPerImage).h5"
+            name = "dirs-\(h.finalizeHex().prefix(12))-\(task.rawValue)-seed\(config.seed)-\(what).h5"
         }
         let path = (config.cache as NSString).appendingPathComponent(name)
         if comm.isRoot && !FileManager.default.fileExists(atPath: path) {
@@ -352,10 +361,10 @@ struct TrainingJob {
             var o = PackOptions(task: task.rawValue, input: inputs[0], output: path)
             o.inputs = inputs
             o.patchesPerImage = config.patchesPerImage
+            o.kind = packKind
             o.seed = config.seed
             let report = try Packer.pack(o)
-            let what = config.trainDirs.isEmpty ? "the bundled training photos" : inputs.joined(separator: ", ")
-            log("packed \(what) for \(task.rawValue) into \(path): \(report.count) patches")
+            log("packed \(config.trainDirs.isEmpty ? "the bundled training photos" : inputs.joined(separator: ", ")) for \(task.rawValue) into \(path): \(report.count) \(packKind == .images ? "clean sub-images (cropped and degraded afresh every epoch)" : "patches")")
         }
         try comm.barrier()
         return path

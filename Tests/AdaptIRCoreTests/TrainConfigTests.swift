@@ -19,7 +19,7 @@ final class TrainConfigTests: XCTestCase {
     }
 
     func testEmbeddedDefaultChangesOnlyStepsLearningRateAndPatches() throws {
-        var e = TrainConfig.embeddedDefault(method: "adaptir")
+        var e = TrainConfig.embeddedDefault(method: "adaptir", corpus: nil)
         XCTAssertEqual(e.steps, 500)
         XCTAssertEqual(e.lr, 1e-2)
         XCTAssertEqual(e.patchesPerImage, 256)
@@ -27,11 +27,35 @@ final class TrainConfigTests: XCTestCase {
         let d = TrainConfig()
         e.steps = d.steps; e.lr = d.lr; e.patchesPerImage = d.patchesPerImage
         XCTAssertEqual(e, d, "the embedded default departs from the recipe in more than steps, lr and patches per image")
-        let full = TrainConfig.embeddedDefault(method: "full")
+        let full = TrainConfig.embeddedDefault(method: "full", corpus: nil)
         XCTAssertEqual(full.method, "full")
         XCTAssertEqual(full.lr, d.lr, "full fine-tuning keeps the recipe's learning rate")
         XCTAssertEqual(full.steps, 500)
         XCTAssertEqual(full.patchesPerImage, 256)
+    }
+
+    func testEmbeddedDefaultTrainsOnTheFetchedCorpusAndScoresItsTestSplit() throws {
+        let e = TrainConfig.embeddedDefault(method: "adaptir", corpus: (train: "/d/photos/train", test: "/d/photos/test"))
+        XCTAssertEqual(e.trainDirs, ["/d/photos/train"])
+        XCTAssertEqual(e.testData, "/d/photos/test")
+        XCTAssertEqual(e.patchesPerImage, 64)
+        XCTAssertEqual(e.steps, 500)
+        XCTAssertEqual(e.lr, 1e-2)
+        XCTAssertNoThrow(try e.validate())
+        XCTAssertEqual(try e.resolvedTestData(), "/d/photos/test")
+    }
+
+    func testPhotoCorpusNeedsTheCompleteStamp() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("corpus-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/datasets/photos/train", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/datasets/photos/test", withIntermediateDirectories: true)
+        let places = DataLocations(environment: [:], currentDirectory: root, executable: "/nowhere/bin/adaptir-dist")
+        XCTAssertNil(TrainConfig.photoCorpus(places), "folders without the stamp (an interrupted fetch) are not the corpus")
+        XCTAssertTrue(FileManager.default.createFile(atPath: root + "/datasets/" + TrainConfig.photoCorpusStamp, contents: Data()))
+        let corpus = try XCTUnwrap(TrainConfig.photoCorpus(places))
+        XCTAssertEqual(corpus.train, root + "/datasets/photos/train")
+        XCTAssertEqual(corpus.test, root + "/datasets/photos/test")
     }
 
     func testConfigFileKeysAndDefaultsForMissingKeys() throws {
