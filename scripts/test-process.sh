@@ -162,12 +162,14 @@ resume_check() {
 # ---- fixtures: tiny patch file and two different tiny backbones (about 2 s) ----
 fx="$work/fixtures"
 mkdir -p "$fx"
+: >"$fx/log"
 if ! { "$bin" pack --task lr4_noise30 --input datasets/samples/train --patches-per-image 8 --output "$fx/train.h5" \
         && "$bin" pretrain --preset tiny --tasks denoise_30 --steps 1 --global-batch 2 --patches-per-image 1 --seed 0 \
                --output "$fx/pre0" --cache "$fx/cache" --out "$fx/backbone0.h5" \
-        && "$bin" pretrain --preset tiny --tasks denoise_30 --steps 1 --global-batch 2 --patches-per-image 1 --seed 1 \
-               --output "$fx/pre1" --cache "$fx/cache" --out "$fx/backbone1.h5"; } >"$fx/log" 2>&1; then
-    echo "test-process: fixtures: FAIL (pack/pretrain failed, see $fx/log)"
+        && "$bin" pretrain --preset tiny --tasks denoise_30,sr_2 --kind images --steps 2 --global-batch 2 --seed 1 --no-eval \
+               --output "$fx/pre1" --cache "$fx/cache" --out "$fx/backbone1.h5" \
+        && grep -q "^packed .* for sr_2 into .*-sr_2-seed1-images.h5: [0-9]* clean sub-images" "$fx/log"; } >>"$fx/log" 2>&1; then
+    echo "test-process: fixtures: FAIL (pack/pretrain failed, or pretrain --kind images packed no sub-images; see $fx/log)"
     tail -n 20 "$fx/log"
     echo "test-process: 0 passed, 1 failed"
     exit 1
