@@ -64,7 +64,7 @@ struct Pack: ParsableCommand {
     var progress = false
 
     func run() throws {
-        guard let k = PatchFile.Kind(rawValue: kind) else { throw ValidationError("--kind: '\(kind)' is not patches or images") }
+        let k = try PatchFile.Kind(option: kind)
         guard let l = DatasetLayout(rawValue: layout.lowercased()) else {
             throw ValidationError("--layout: unknown layout '\(layout)' (known: \(DatasetLayout.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
@@ -99,5 +99,13 @@ struct Pack: ParsableCommand {
             FileHandle.standardError.write(Data("adaptir-dist pack: \(e.description)\n".utf8))
             throw ExitCode(1)
         }
+    }
+}
+
+extension PatchFile.Kind {
+    /// The value of a `--kind` option (`pack`, `pretrain`), or a usage error naming it.
+    init(option: String) throws {
+        guard let k = PatchFile.Kind(rawValue: option) else { throw ValidationError("--kind: '\(option)' is not patches or images") }
+        self = k
     }
 }

@@ -64,7 +64,7 @@ struct Pretrain: ParsableCommand {
 
     func validate() throws {
         _ = try config()
-        guard PatchFile.Kind(rawValue: kind) != nil else { throw ValidationError("--kind: '\(kind)' is not patches or images") }
+        _ = try PatchFile.Kind(option: kind)
         guard watchdog.isFinite, watchdog >= 0 else { throw ValidationError("--watchdog: expected seconds >= 0 (0: off), got \(watchdog)") }
     }
 
@@ -75,7 +75,7 @@ struct Pretrain: ParsableCommand {
             let evaluate = !noEval && c.task == RestorationTask.sr4.rawValue
             var job = TrainingJob(config: c, comm: comm, resume: resume, evaluate: evaluate, watchdog: watchdog, force: force)
             job.backboneOut = backboneOut
-            job.packKind = PatchFile.Kind(rawValue: kind)!
+            job.packKind = try PatchFile.Kind(option: kind)
             try job.run()
         } catch {
             FileHandle.standardError.write(Data("adaptir-dist pretrain: rank \(comm.rank): \(error)\n".utf8))
