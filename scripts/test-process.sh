@@ -573,9 +573,29 @@ scenario_bench_step() {
     pass $name "breakdown, 30,384 bytes per step at 2 ranks, 0 with --no-allreduce, 2 CSV rows"
 }
 
+# --threads 2 (the rank's pool: split GEMMs, attention, convolutions, pointwise ops) trains like --threads 1: the same
+# losses to float rounding (a split GEMM may differ in the last bits), at preset small, where the splits happen.
+scenario_threads() {
+    local t rc
+    mkdir -p "$d"
+    for t in 1 2; do
+        timeout --kill-after=10 $limit mpirun -n 1 $(mpi_flags 1) "$bin" train --preset small --backbone datasets/ipt_small_backbone.h5 \
+            --train-data "$fx/train.h5" --no-eval --global-batch 4 --steps 4 --checkpoint-every 0 --threads $t \
+            --output "$d/t$t" >"$d/t$t.log" 2>&1; rc=$?
+        if [ "$rc" -ne 0 ]; then fail $name "--threads $t: exit $rc: $(tail -1 "$d/t$t.log")"; return; fi
+        if [ "$(csv_rows "$d/t$t/train.csv")" -ne 4 ]; then fail $name "--threads $t: $(csv_rows "$d/t$t/train.csv") steps logged, want 4"; return; fi
+        grep -qF "1 rank(s) x $t thread(s)" "$d/t$t.log" || { fail $name "--threads $t: the log does not say '1 rank(s) x $t thread(s)'"; return; }
+    done
+    local worst
+    worst=$(paste -d, <(cut -d, -f2 "$d/t1/train.csv") <(cut -d, -f2 "$d/t2/train.csv") | awk -F, 'NR > 1 {
+        r = ($1 - $2) / $1; if (r < 0) r = -r; if (r > w) w = r } END { printf "%.2g", w }')
+    if awk -v w="$worst" 'BEGIN { exit !(w <= 1e-4) }'; then pass $name "4 steps at preset small, losses of 1 and 2 threads within $worst relative"
+    else fail $name "losses of --threads 1 and 2 differ by $worst relative (more than 1e-4)"; fi
+}
+
 all=(config-mismatch config-mismatch-seed backbone-mismatch rank-killed watchdog-stalled-rank watchdog-stalled-rank0
      sigterm-ranks sigint-one-rank sigterm-mpirun kill-during-checkpoint resume-config-mismatch
-     installed-from-anywhere data-not-found compare scaling-run slurm-sbatch bench-step)
+     installed-from-anywhere data-not-found compare scaling-run slurm-sbatch bench-step threads)
 only=${PROCESS_ONLY:-${all[*]}}
 for name in ${only//,/ }; do
     d="$work/$name"; out="$d/out"

@@ -17,7 +17,7 @@ struct BenchModel: ParsableCommand {
     @Option(help: "Task index (0 SR x2, 1 SR x3, 2 SR x4 and the hybrid tasks, 3 derain, 4 denoise 30, 5 denoise 50).")
     var task: Int = 2
 
-    @Option(help: "OpenBLAS threads (0: OpenBLAS's default).")
+    @Option(help: "Threads of the intra-op pool (0: no pool; OpenBLAS threads itself as OPENBLAS_NUM_THREADS says).")
     var threads: Int = 1
 
     @Option(help: "Timed repetitions (the best is reported, after warm-up: one inference forward, two training steps).")
@@ -43,7 +43,7 @@ struct BenchModel: ParsableCommand {
     }
 
     func run() throws {
-        if threads > 0 { BLAS.threads = threads }
+        if threads > 0 { Parallel.configure(threads: threads) }
         let p = Preset.named(preset)!
         let t0 = monotonicSeconds()
         var choice = MethodChoice(method)
@@ -52,7 +52,7 @@ struct BenchModel: ParsableCommand {
         do { model = try AdaptedIPT(preset: p, choice: choice, seed: 1) } catch { throw ValidationError("--method: \(error)") }
         let buildSeconds = monotonicSeconds() - t0
         print("preset \(p), method \(MethodChoice(choice.name, options: model.method.values)), task \(task) (x\(p.scales[task])), batch \(batch) patches of 48x48")
-        print("OpenBLAS core: \(BLAS.coreName), threads: \(BLAS.threads); model built in \(String(format: "%.1f", buildSeconds)) s")
+        print("OpenBLAS core: \(BLAS.coreName), threads: \(Parallel.threads) (OpenBLAS \(BLAS.threads)); model built in \(String(format: "%.1f", buildSeconds)) s")
         // The adapter's up-projection starts at 0, which would leave every adapter gradient but its own at 0:
         // perturb the trainable weights so the backward does its full work.
         var rng = SplitMix64(seed: 7)

@@ -8,7 +8,7 @@ struct BenchOps: ParsableCommand {
         commandName: "ops",
         abstract: "GFLOP/s of sgemm, linear, conv2d, attention and rfft2/irfft2 at IPT's shapes (forward and backward).")
 
-    @Option(help: "OpenBLAS threads (0: leave OpenBLAS's default).")
+    @Option(help: "Threads of the intra-op pool (0: no pool; OpenBLAS threads itself as OPENBLAS_NUM_THREADS says).")
     var threads: Int = 1
 
     @Option(help: "Minimum seconds spent timing each row (best run is reported).")
@@ -20,8 +20,8 @@ struct BenchOps: ParsableCommand {
     }
 
     func run() throws {
-        if threads > 0 { BLAS.threads = threads }
-        print("OpenBLAS core: \(BLAS.coreName), threads: \(BLAS.threads)  (\(BLAS.config))")
+        if threads > 0 { Parallel.configure(threads: threads) }
+        print("OpenBLAS core: \(BLAS.coreName), threads: \(Parallel.threads) (OpenBLAS \(BLAS.threads))  (\(BLAS.config))")
         var table = BenchTable()
         var rng = SplitMix(seed: 1)
         let seconds = self.seconds

@@ -24,7 +24,7 @@ struct BenchStep: ParsableCommand {
     @Option(name: .customLong("method-option"), help: "A hyper-parameter of the method, NAME=VALUE (repeatable).") var methodOption: [String] = []
     @Option(help: "Patches per rank per step.") var batch: Int = 16
     @Option(help: "Task index (2: SR x4, the scale of LR4&Noise30).") var task: Int = 2
-    @Option(help: "OpenBLAS threads per rank.") var threads: Int = 1
+    @Option(help: "Threads per rank (intra-op pool; OpenBLAS itself runs single-threaded).") var threads: Int = 1
     @Option(help: "Untimed steps first (the first steps page-fault the activations).") var warmup: Int = 2
     @Option(help: "Timed steps.") var steps: Int = 3
     @Option(name: .customLong("grad-dtype"), help: "Gradient allreduce in fp32, fp16 or bf16.") var gradDtype: GradientWireType = .fp32
@@ -46,7 +46,7 @@ struct BenchStep: ParsableCommand {
         let world = Communicator.world
         defer { Communicator.finalize() }
         let comm = noAllreduce ? Communicator.solo : world
-        BLAS.threads = threads
+        Parallel.configure(threads: threads)
         let p = Preset.named(preset)!
         var choice = MethodChoice(method)
         for text in methodOption {
@@ -106,7 +106,7 @@ struct BenchStep: ParsableCommand {
         let floats = timed[0].stats.floatsReduced, bytes = noAllreduce || world.size == 1 ? 0 : timed[0].stats.bytesReduced
         func ms(_ x: Double) -> String { String(format: "%.1f", x * 1e3) }
         print("bench step: preset \(p.name), method \(MethodChoice(choice.name, options: model.method.values)), task \(task) (x\(s)), \(batch) patches per rank, "
-              + "\(world.size) rank(s)\(noAllreduce ? " each alone (--no-allreduce)" : "") x \(BLAS.threads) OpenBLAS thread(s) (\(BLAS.coreName)), "
+              + "\(world.size) rank(s)\(noAllreduce ? " each alone (--no-allreduce)" : "") x \(Parallel.threads) thread(s) (OpenBLAS \(BLAS.coreName)), "
               + "grad \(gradDtype.rawValue)\(bucketMB > 0 ? String(format: ", buckets of %g MiB overlapped with the backward", bucketMB) : ""); \(warmup) warm-up + \(steps) timed steps; model built in \(String(format: "%.1f", buildSeconds)) s")
         print("step (median of rank 0)   \(ms(stepMedian)) ms   (slowest rank's median \(ms(slowest)) ms); \(String(format: "%.2f", Double(batch * world.size) / slowest)) patches/s over all ranks")
         print("  forward                 \(ms(fwd)) ms")
@@ -123,7 +123,7 @@ struct BenchStep: ParsableCommand {
         print("reduced per step: \(floats.grouped) \(gradDtype.rawValue) values = \(bytes.grouped) bytes\(bytes == 0 ? " (nothing moves: one rank or --no-allreduce)" : "")")
         if let csv {
             let header = "preset,method,task,batch_per_rank,ranks,threads,grad_dtype,bucket_mb,no_allreduce,step_ms,slowest_step_ms,forward_ms,backward_ms,scan_ms,wait_ms,allreduce_ms,optimizer_ms,gflops_per_rank,sgemm_gflops,peak_gib,floats_reduced,bytes_reduced\n"
-            let row = [p.name, choice.name, "\(task)", "\(batch)", "\(world.size)", "\(BLAS.threads)", gradDtype.rawValue, String(format: "%g", bucketMB), "\(noAllreduce)",
+            let row = [p.name, choice.name, "\(task)", "\(batch)", "\(world.size)", "\(Parallel.threads)", gradDtype.rawValue, String(format: "%g", bucketMB), "\(noAllreduce)",
                        ms(stepMedian), ms(slowest), ms(fwd), ms(bwd), ms(scan), ms(wait), ms(ar), ms(opt),
                        String(format: "%.2f", gflops), String(format: "%.2f", sgemm), String(format: "%.3f", Double(peak) / 1073741824),
                        "\(floats)", "\(bytes)"].joined(separator: ",") + "\n"

@@ -26,7 +26,7 @@ struct Compare: ParsableCommand {
     @Option(help: "Optimisation steps of every run (the same budget for all).") var steps: Int = 300
     @Option(name: .customLong("global-batch")) var globalBatch: Int = 16
     @Option(help: "MPI ranks per run (1: a plain process).") var ranks: Int = 2
-    @Option(help: "OpenBLAS threads per rank.") var threads: Int = 1
+    @Option(help: "Threads per rank (intra-op pool; OpenBLAS itself runs single-threaded).") var threads: Int = 1
     @Option(help: "Backbone file ('auto': the bundled one of the preset).") var backbone: String = "auto"
     @Option(name: .customLong("train-dir"), help: "Folder of clean training images (repeatable).") var trainDirs: [String] = []
     @Option(name: .customLong("val-percent"), help: "Percent of the training images held out for validation (by name hash).") var valPercent: Int = 15
@@ -128,7 +128,7 @@ struct Compare: ParsableCommand {
         // The runs get the environment as it was before this process initialised MPI (for its own validation
         // pass): a singleton's OMPI_/PMIX_ variables would make the child mpirun fail.
         let environment = ProcessInfo.processInfo.environment
-        BLAS.threads = threads
+        Parallel.configure(threads: threads)
         Runtime.flushDenormalsOnThisThread()
         let fm = FileManager.default
         let out = outputFolder
@@ -342,13 +342,13 @@ struct Compare: ParsableCommand {
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var command: [String]
         if ranks > 1 {
-            command = mpirun.split(separator: " ").map(String.init) + ["-n", "\(ranks)", "-x", "OPENBLAS_NUM_THREADS=\(threads)", exe] + args
+            command = mpirun.split(separator: " ").map(String.init) + ["-n", "\(ranks)", "-x", "OPENBLAS_NUM_THREADS=1", exe] + args
         } else { command = [exe] + args }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = command
         var env = environment
-        env["OPENBLAS_NUM_THREADS"] = "\(threads)"
+        env["OPENBLAS_NUM_THREADS"] = "1"   // the runs thread with --threads (Parallel), not OpenBLAS
         process.environment = env
         let logPath = "\(dir)/log.txt"
         _ = fm.createFile(atPath: logPath, contents: Data((command.joined(separator: " ") + "\n").utf8))

@@ -46,7 +46,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Backbone checkpoint.") var backbone: String
     @Option(help: "Adapter checkpoint (omit for the bare backbone).") var adapter: String?
     @Option(help: "Task, e.g. lr4_noise30, sr_4, denoise_30 (selects the head, query, tail, scale and metric).") var task: String
-    @Option(help: "OpenBLAS threads.") var threads: Int = 1
+    @Option(help: "Threads (intra-op pool; OpenBLAS itself runs single-threaded).") var threads: Int = 1
     @Flag(name: .customLong("allow-task-mismatch"), help: "Use an adapter trained for another task than --task (refused otherwise).")
     var allowTaskMismatch = false
     @Option(name: .customLong("max-pixels"), help: "Refuse an image whose header claims more than this many pixels (width x height), before decoding it; 1...\(maxImagePixelsRange.upperBound).")
@@ -64,7 +64,7 @@ struct ModelOptions: ParsableArguments {
         if let adapter, let trained = trainedTask(of: adapter), trained != t.rawValue, !allowTaskMismatch {
             throw ValidationError("\(adapter): adapter trained for task '\(trained)', not --task \(t.rawValue) (pass --allow-task-mismatch to use it anyway)")
         }
-        BLAS.threads = threads
+        Parallel.configure(threads: threads)
         Runtime.flushDenormalsOnThisThread()
         return (t, try loadModel(backbone: backbone, adapter: adapter))
     }

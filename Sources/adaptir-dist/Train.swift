@@ -37,7 +37,7 @@ struct Train: ParsableCommand {
     @Option(help: "AdamW learning rate (default 1e-4, the paper's; 1e-2 in the embedded default with AdaptIR).") var lr: Float?
     @Option(name: .customLong("weight-decay")) var weightDecay: Float?
     @Option(help: "Seed of the data order, crops, augmentation and noise.") var seed: UInt64?
-    @Option(help: "OpenBLAS threads per rank.") var threads: Int?
+    @Option(help: "Threads per rank (intra-op pool; OpenBLAS itself runs single-threaded).") var threads: Int?
     @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints (0: only at the end).") var checkpointEvery: Int?
     @Option(help: "Output folder (checkpoint.h5, train.csv, results.md, restored images).") var output: String?
     @Option(name: .customLong("sync-bn"), help: "Sum adapter batch-norm statistics over ranks (true/false).") var syncBN: Bool?
@@ -160,7 +160,7 @@ struct TrainingJob {
     func log(_ s: String) { if comm.isRoot { FileHandle.standardOutput.write(Data((s + "\n").utf8)) } }
 
     func run() throws {
-        BLAS.threads = config.threads
+        Parallel.configure(threads: config.threads)
         Runtime.flushDenormalsOnThisThread()
         StopRequest.shared.installSignalHandlers()
         let preset = Preset.named(config.preset)!
@@ -266,7 +266,7 @@ struct TrainingJob {
         }
         try trainer.broadcastState()
         let taskText = config.tasks.isEmpty ? "task \(task.rawValue)" : "tasks \(config.tasks.joined(separator: ", ")) (round robin, one per step)"
-        log("preset \(preset.name), method \(MethodChoice(config.method, options: model.method.values)), \(taskText), \(comm.size) rank(s), global batch \(config.globalBatch) (\(trainer.localBatch) per rank), steps \(trainer.step)..<\(config.steps)")
+        log("preset \(preset.name), method \(MethodChoice(config.method, options: model.method.values)), \(taskText), \(comm.size) rank(s) x \(Parallel.threads) thread(s), global batch \(config.globalBatch) (\(trainer.localBatch) per rank), steps \(trainer.step)..<\(config.steps)")
         log("trainable \(model.store.trainableCount) of \(model.store.parameterCount) parameters; allreduce per step: \(model.store.trainableCount) \(config.gradDtype.rawValue) values = \(model.store.trainableCount * config.gradDtype.bytesPerElement) bytes in one flat buffer; sync BN \(trainer.syncBatchNorm != nil ? "on" : "off")")
 
         let evaluator = Evaluator(task: task, seed: config.seed)

@@ -6,8 +6,8 @@
 #
 #   scripts/perf/compare.sh [--quick] [--out DIR] [--report docs/performance.md]
 #
-#   --quick   preset small only (about 2 minutes); the full table adds preset ipt at batch 16 and 8 (about 15 minutes
-#             on the 2-core machine: one ipt step takes 25-35 s per side)
+#   --quick   preset small only (about 2 minutes); the full table adds preset ipt at batch 16 and 8 and with 2 threads
+#             (about 20 minutes on the 2-core machine: one ipt step takes 25-35 s per side on one thread)
 # Nothing else should run meanwhile: every figure is a wall-clock time on a shared 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -64,6 +64,8 @@ if [ "$quick" = 0 ]; then
     theirs ipt-adapter-1t --preset ipt --batch 16 --threads 1 $S
     ours ipt-adapter-b8 1 --preset ipt --batch 8 --threads 1 $S
     theirs ipt-adapter-b8 --preset ipt --batch 8 --threads 1 $S
+    ours ipt-adapter-2t 1 --preset ipt --batch 16 --threads 2 $S
+    theirs ipt-adapter-2t --preset ipt --batch 16 --threads 2 $S
 fi
 rm -f "$out/tmp.csv"
 
@@ -89,6 +91,8 @@ awk -F, -v quick="$quick" -v secs="$(( $(date +%s) - start ))" -v cpu="$(grep -m
             row("ipt, peak resident memory, batch 16", sprintf("%.2f GiB", mem["ipt-adapter-1t"]), sprintf("%.2f GiB", tmem["ipt-adapter-1t"]), sprintf("%.2fx", r), "<= 0.70x", r <= 0.70)
             r = mem["ipt-adapter-b8"] / tmem["ipt-adapter-b8"]
             row("ipt, peak resident memory, batch 8", sprintf("%.2f GiB", mem["ipt-adapter-b8"]), sprintf("%.2f GiB", tmem["ipt-adapter-b8"]), sprintf("%.2fx", r), "(reported)", -1)
+            a = o["ipt-adapter-1t"] / o["ipt-adapter-2t"]; b = t["ipt-adapter-1t"] / t["ipt-adapter-2t"]
+            row("ipt, 1 rank x 2 threads vs 1 thread, batch 16", sprintf("%.1f s vs %.1f s: %.2fx", o["ipt-adapter-2t"] / 1000, o["ipt-adapter-1t"] / 1000, a), sprintf("%.1f s vs %.1f s: %.2fx", t["ipt-adapter-2t"] / 1000, t["ipt-adapter-1t"] / 1000, b), sprintf("%.2fx", a), ">= 1.8x", a >= 1.8)
         }
         r = o["small-adapter-1t"] / t["small-adapter-1t"]; pct = 100 * gf["small-adapter-1t"] / sg["small-adapter-1t"]
         row("small, adapter step, batch 16, 1 thread", sprintf("%.3f s (%.0f%% of sgemm)", o["small-adapter-1t"] / 1000, pct), sprintf("%.3f s", t["small-adapter-1t"] / 1000), sprintf("%.2fx", r), "<= 0.45x", r <= 0.45)

@@ -6,10 +6,10 @@ import Foundation
 public func relu(_ x: Tensor) -> Tensor {
     let out = Tensor(uninitialized: x.shape)
     let n = x.count, xs = x.data, y = out.data
-    for i in 0..<n { y[i] = xs[i] > 0 ? xs[i] : 0 }
+    Parallel.forChunks(n) { r in for i in r { y[i] = xs[i] > 0 ? xs[i] : 0 } }
     Autograd.record(out, op: "relu", parents: [x]) { g in
         let gx = x.gradData(), gy = g.data, xs = x.data
-        for i in 0..<n where xs[i] > 0 { gx[i] += gy[i] }
+        Parallel.forChunks(n) { r in for i in r where xs[i] > 0 { gx[i] += gy[i] } }
     }
     return out
 }
@@ -20,18 +20,22 @@ public func gelu(_ x: Tensor) -> Tensor {
     let out = Tensor(uninitialized: x.shape)
     let n = x.count, xs = x.data, y = out.data
     let invSqrt2 = Float(0.70710678118654752440)
-    for i in 0..<n {
-        let v = xs[i]
-        y[i] = v * 0.5 * (1 + erff(v * invSqrt2))
+    Parallel.forChunks(n, grain: Parallel.elementGrain / 8) { r in
+        for i in r {
+            let v = xs[i]
+            y[i] = v * 0.5 * (1 + erff(v * invSqrt2))
+        }
     }
     Autograd.record(out, op: "gelu", parents: [x]) { g in
         let gx = x.gradData(), gy = g.data, xs = x.data
         let invSqrt2Pi = Float(0.39894228040143267794)
-        for i in 0..<n {
-            let v = xs[i]
-            let cdf = 0.5 * (1 + erff(v * invSqrt2))
-            let pdf = expf(-0.5 * v * v) * invSqrt2Pi
-            gx[i] += gy[i] * (cdf + v * pdf)
+        Parallel.forChunks(n, grain: Parallel.elementGrain / 8) { r in
+            for i in r {
+                let v = xs[i]
+                let cdf = 0.5 * (1 + erff(v * invSqrt2))
+                let pdf = expf(-0.5 * v * v) * invSqrt2Pi
+                gx[i] += gy[i] * (cdf + v * pdf)
+            }
         }
     }
     return out
@@ -41,15 +45,17 @@ public func gelu(_ x: Tensor) -> Tensor {
 public func sigmoid(_ x: Tensor) -> Tensor {
     let out = Tensor(uninitialized: x.shape)
     let n = x.count, xs = x.data, y = out.data
-    for i in 0..<n {
-        let v = xs[i]
-        // Both branches avoid overflow: exp of a non-positive number only.
-        if v >= 0 { y[i] = 1 / (1 + expf(-v)) } else { let e = expf(v); y[i] = e / (1 + e) }
+    Parallel.forChunks(n, grain: Parallel.elementGrain / 8) { r in
+        for i in r {
+            let v = xs[i]
+            // Both branches avoid overflow: exp of a non-positive number only.
+            if v >= 0 { y[i] = 1 / (1 + expf(-v)) } else { let e = expf(v); y[i] = e / (1 + e) }
+        }
     }
     let yd = out.detached()
     Autograd.record(out, op: "sigmoid", parents: [x]) { g in
         let gx = x.gradData(), gy = g.data, ys = yd.data
-        for i in 0..<n { gx[i] += gy[i] * ys[i] * (1 - ys[i]) }
+        Parallel.forChunks(n) { r in for i in r { gx[i] += gy[i] * ys[i] * (1 - ys[i]) } }
     }
     return out
 }
@@ -58,12 +64,14 @@ public func sigmoid(_ x: Tensor) -> Tensor {
 public func absolute(_ x: Tensor) -> Tensor {
     let out = Tensor(uninitialized: x.shape)
     let n = x.count, xs = x.data, y = out.data
-    for i in 0..<n { y[i] = Swift.abs(xs[i]) }
+    Parallel.forChunks(n) { r in for i in r { y[i] = Swift.abs(xs[i]) } }
     Autograd.record(out, op: "abs", parents: [x]) { g in
         let gx = x.gradData(), gy = g.data, xs = x.data
-        for i in 0..<n {
-            let v = xs[i]
-            if v > 0 { gx[i] += gy[i] } else if v < 0 { gx[i] -= gy[i] }
+        Parallel.forChunks(n) { r in
+            for i in r {
+                let v = xs[i]
+                if v > 0 { gx[i] += gy[i] } else if v < 0 { gx[i] -= gy[i] }
+            }
         }
     }
     return out

@@ -31,7 +31,7 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: In
     // Attention probabilities: kept for all (sample, head) pairs when the backward needs them and they fit the
     // budget, else one scratch (the backward then recomputes them).
     let store = recording && n * heads * pSize * MemoryLayout<Float>.size <= AttentionMemory.storeProbabilitiesUpToBytes
-    let probs = Tensor(uninitialized: [store ? n * heads * pSize : pSize])
+    let probs = Tensor(uninitialized: [store ? n * heads * pSize : 0])
     let vp = v.data, op = out.data, pAll = probs.data
     /// P_h of sample s into p: the scaled scores, then the row softmax.
     func probabilities(_ s: Int, _ h: Int, into p: UnsafeMutablePointer<Float>) {
@@ -39,9 +39,12 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: In
                   a: q.data + s * lq * d + h * dh, lda: d, b: k.data + s * lk * d + h * dh, ldb: d, beta: 0, c: p, ldc: lk)
         softmaxRows(p, p, rows: lq, cols: lk)
     }
-    for s in 0..<n {
-        for h in 0..<heads {
-            let p = store ? pAll + (s * heads + h) * pSize : pAll
+    // The (sample, head) pairs are independent: split over the rank's threads (`Parallel`), one scratch each.
+    Parallel.forRanges(n * heads, grain: 1) { pairs in
+        let scratch = Buffer(count: store ? 0 : pSize, zeroed: false)
+        for pair in pairs {
+            let s = pair / heads, h = pair % heads
+            let p = store ? pAll + pair * pSize : scratch.base
             let vh = vp + s * lk * d + h * dh
             probabilities(s, h, into: p)
             BLAS.gemm(transA: false, transB: false, m: lq, n: dh, k: lk,
@@ -52,17 +55,19 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: In
     let kept: Tensor? = store ? probs : nil
     Autograd.record(out, op: "scaledDotProductAttention", parents: [q, k, v]) { g in
         let gp = g.data, qp = q.data, kp = k.data, vp = v.data
-        let scratch = kept == nil ? Tensor(uninitialized: [pSize]) : nil
         let gq = q.requiresGrad ? q.gradData() : nil
         let gk = k.requiresGrad ? k.gradData() : nil
         let gv = v.requiresGrad ? v.gradData() : nil
         let needScores = gq != nil || gk != nil
-        let dS = Tensor(uninitialized: [needScores ? pSize : 0])
-        let ds = dS.data
-        for s in 0..<n {
-            for h in 0..<heads {
+        // Every (sample, head) pair writes only its own slices of dQ, dK and dV: split like the forward.
+        Parallel.forRanges(n * heads, grain: 1) { pairs in
+            let scratch = Buffer(count: kept == nil ? pSize : 0, zeroed: false)
+            let dS = Buffer(count: needScores ? pSize : 0, zeroed: false)
+            let ds = dS.base
+            for pair in pairs {
+                let s = pair / heads, h = pair % heads
                 let p: UnsafeMutablePointer<Float>
-                if let kept { p = kept.data + (s * heads + h) * pSize } else { p = scratch!.data; probabilities(s, h, into: p) }
+                if let kept { p = kept.data + pair * pSize } else { p = scratch.base; probabilities(s, h, into: p) }
                 let qOff = s * lq * d + h * dh, kOff = s * lk * d + h * dh
                 let go = gp + qOff
                 if let gv {

@@ -23,23 +23,26 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
     let band = convTileRows(kdim: kdim, height: h, width: w)
     let out = Tensor(uninitialized: [n, cout, h, w])
     let xp = x.data, wp = weight.data, yp = out.data
-    let scratch: Buffer? = k == 1 ? nil : Buffer(count: kdim * band * w, zeroed: false)
-    for i in 0..<n {
-        let xi = xp + i * cin * hw, yi = yp + i * cout * hw
-        if let bias {
-            let b = bias.data
-            for o in 0..<cout { (yi + o * hw).update(repeating: b[o], count: hw) }
-        }
-        guard let scratch else {
-            BLAS.gemm(transA: false, transB: false, m: cout, n: hw, k: kdim, a: wp, lda: kdim, b: xi, ldb: hw,
-                      beta: bias == nil ? 0 : 1, c: yi, ldc: hw)
-            continue
-        }
-        for r0 in stride(from: 0, to: h, by: band) {
-            let r1 = min(h, r0 + band), tw = (r1 - r0) * w
-            convIm2col(xi, channels: cin, height: h, width: w, k: k, rows: r0, r1, cols: scratch.base)
-            BLAS.gemm(transA: false, transB: false, m: cout, n: tw, k: kdim, a: wp, lda: kdim, b: scratch.base, ldb: tw,
-                      beta: bias == nil ? 0 : 1, c: yi + r0 * w, ldc: hw)
+    // Images are independent: with several threads each takes whole images (same GEMMs as on one thread).
+    convForEachImage(n) { images in
+        let scratch: Buffer? = k == 1 ? nil : Buffer(count: kdim * band * w, zeroed: false)
+        for i in images {
+            let xi = xp + i * cin * hw, yi = yp + i * cout * hw
+            if let bias {
+                let b = bias.data
+                for o in 0..<cout { (yi + o * hw).update(repeating: b[o], count: hw) }
+            }
+            guard let scratch else {
+                BLAS.gemm(transA: false, transB: false, m: cout, n: hw, k: kdim, a: wp, lda: kdim, b: xi, ldb: hw,
+                          beta: bias == nil ? 0 : 1, c: yi, ldc: hw)
+                continue
+            }
+            for r0 in stride(from: 0, to: h, by: band) {
+                let r1 = min(h, r0 + band), tw = (r1 - r0) * w
+                convIm2col(xi, channels: cin, height: h, width: w, k: k, rows: r0, r1, cols: scratch.base)
+                BLAS.gemm(transA: false, transB: false, m: cout, n: tw, k: kdim, a: wp, lda: kdim, b: scratch.base, ldb: tw,
+                          beta: bias == nil ? 0 : 1, c: yi + r0 * w, ldc: hw)
+            }
         }
     }
     Autograd.record(out, op: "conv2d", parents: bias.map { [x, weight, $0] } ?? [x, weight]) { g in
@@ -60,40 +63,57 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
         let xp = x.data, wp = weight.data
         let gw = needW ? weight.gradData() : nil
         let gx = needX ? x.gradData() : nil
+        // dW sums over images in image order (one thread; its GEMMs split); without it, images split over threads.
+        func split(_ n: Int, _ body: (Range<Int>) -> Void) { if needW { body(0..<n) } else { convForEachImage(n, body) } }
         if k == 1 {
-            for i in 0..<n {
-                let gi = gp + i * cout * hw
-                if let gw {
-                    BLAS.gemm(transA: false, transB: true, m: cout, n: cin, k: hw, a: gi, lda: hw, b: xp + i * cin * hw,
-                              ldb: hw, beta: 1, c: gw, ldc: cin)
-                }
-                if let gx {
-                    BLAS.gemm(transA: true, transB: false, m: cin, n: hw, k: cout, a: wp, lda: cin, b: gi, ldb: hw,
-                              beta: 1, c: gx + i * cin * hw, ldc: hw)
+            split(n) { images in
+                for i in images {
+                    let gi = gp + i * cout * hw
+                    if let gw {
+                        BLAS.gemm(transA: false, transB: true, m: cout, n: cin, k: hw, a: gi, lda: hw, b: xp + i * cin * hw,
+                                  ldb: hw, beta: 1, c: gw, ldc: cin)
+                    }
+                    if let gx {
+                        BLAS.gemm(transA: true, transB: false, m: cin, n: hw, k: cout, a: wp, lda: cin, b: gi, ldb: hw,
+                                  beta: 1, c: gx + i * cin * hw, ldc: hw)
+                    }
                 }
             }
             return
         }
-        let scratch = Buffer(count: kdim * band * w, zeroed: false)
-        let cols = scratch.base
-        for i in 0..<n {
-            let gi = gp + i * cout * hw
-            for r0 in stride(from: 0, to: h, by: band) {
-                let r1 = min(h, r0 + band), tw = (r1 - r0) * w
-                if let gw {
-                    convIm2col(xp + i * cin * hw, channels: cin, height: h, width: w, k: k, rows: r0, r1, cols: cols)
-                    BLAS.gemm(transA: false, transB: true, m: cout, n: kdim, k: tw, a: gi + r0 * w, lda: hw, b: cols, ldb: tw,
-                              beta: 1, c: gw, ldc: kdim)
-                }
-                if let gx {
-                    BLAS.gemm(transA: true, transB: false, m: kdim, n: tw, k: cout, a: wp, lda: kdim, b: gi + r0 * w, ldb: hw,
-                              beta: 0, c: cols, ldc: tw)
-                    convCol2imAdd(cols, channels: cin, height: h, width: w, k: k, rows: r0, r1, into: gx + i * cin * hw)
+        split(n) { images in
+            let scratch = Buffer(count: kdim * band * w, zeroed: false)
+            let cols = scratch.base
+            for i in images {
+                let gi = gp + i * cout * hw
+                for r0 in stride(from: 0, to: h, by: band) {
+                    let r1 = min(h, r0 + band), tw = (r1 - r0) * w
+                    if let gw {
+                        convIm2col(xp + i * cin * hw, channels: cin, height: h, width: w, k: k, rows: r0, r1, cols: cols)
+                        BLAS.gemm(transA: false, transB: true, m: cout, n: kdim, k: tw, a: gi + r0 * w, lda: hw, b: cols, ldb: tw,
+                                  beta: 1, c: gw, ldc: kdim)
+                    }
+                    if let gx {
+                        BLAS.gemm(transA: true, transB: false, m: kdim, n: tw, k: cout, a: wp, lda: kdim, b: gi + r0 * w, ldb: hw,
+                                  beta: 0, c: cols, ldc: tw)
+                        convCol2imAdd(cols, channels: cin, height: h, width: w, k: k, rows: r0, r1, into: gx + i * cin * hw)
+                    }
                 }
             }
         }
     }
     return out
+}
+
+/// body(range of images) on the rank's threads, whole images per thread, when the images divide well among them
+/// (evenly, or at least 4 per thread); otherwise one call over all images, whose GEMMs then split instead.
+func convForEachImage(_ n: Int, _ body: (Range<Int>) -> Void) {
+    let t = Parallel.threads
+    if n >= t && (n % t == 0 || n >= 4 * t) {
+        Parallel.forRanges(n, grain: 1, body)
+    } else if n > 0 {
+        body(0..<n)
+    }
 }
 
 /// Output rows per im2col band: the [Cin*k*k, rows*W] band should be about 1 MB (L2-sized) but at least 512 columns

@@ -55,18 +55,27 @@ struct BroadcastPlan {
     var innerA: Int { sa[sa.count - 1] }
     var innerB: Int { sb[sb.count - 1] }
 
-    /// Calls `body(outOffset, aOffset, bOffset)` for each inner row, in output order. Offsets are updated
-    /// incrementally (an odometer over the outer dims), with no divisions per element.
+    /// Inner rows of the output.
+    var rows: Int { count == 0 ? 0 : count / inner }
+
+    /// Calls `body(outOffset, aOffset, bOffset)` for each inner row in `rows` (default: all), in output order.
+    /// Offsets are updated incrementally (an odometer over the outer dims), with no divisions per element.
     @inline(__always)
-    func forEachRow(_ body: (_ o: Int, _ a: Int, _ b: Int) -> Void) {
+    func forEachRow(in rowRange: Range<Int>? = nil, _ body: (_ o: Int, _ a: Int, _ b: Int) -> Void) {
         if count == 0 { return }
         let r = dims.count
         let n = dims[r - 1]
         if r == 1 { body(0, 0, 0); return }
+        let range = rowRange ?? 0..<rows
+        if range.isEmpty { return }
         var idx = [Int](repeating: 0, count: r - 1)
         var ao = 0, bo = 0
-        let rows = count / n
-        for row in 0..<rows {
+        var rest = range.lowerBound
+        for k in stride(from: r - 2, through: 0, by: -1) {
+            idx[k] = rest % dims[k]; rest /= dims[k]
+            ao += idx[k] * sa[k]; bo += idx[k] * sb[k]
+        }
+        for row in range {
             body(row * n, ao, bo)
             var k = r - 2
             while k >= 0 {
@@ -78,6 +87,12 @@ struct BroadcastPlan {
         }
     }
 
+    /// `forEachRow` over the rows split among the rank's threads (`Parallel`); the rows must write disjoint memory.
+    @inline(__always)
+    func forEachRowInParallel(_ body: (_ o: Int, _ a: Int, _ b: Int) -> Void) {
+        Parallel.forRows(rows, rowLength: inner) { range in forEachRow(in: range, body) }
+    }
+
     /// dst (shaped like operand a if `intoA`, else b) += scale * sum over broadcast dims of g * other, where g has
     /// the output shape and `other` (optional) is the other operand. Used for gradients and for reductions.
     func reduceInto(_ dst: UnsafeMutablePointer<Float>, intoA: Bool, g: UnsafePointer<Float>,
@@ -85,7 +100,22 @@ struct BroadcastPlan {
         let n = inner
         let sd = intoA ? innerA : innerB
         let so = intoA ? innerB : innerA
-        forEachRow { o, a, b in
+        if dims.count == 1 && sd == 1 {
+            // Same length, or the other operand broadcast: pointwise, split in chunks.
+            Parallel.forChunks(n) { r in
+                if let other {
+                    if so == 1 { for i in r { dst[i] += scale * g[i] * other[i] } }
+                    else { let v = scale * other[0]; for i in r { dst[i] += v * g[i] } }
+                } else if scale == 1 { for i in r { dst[i] += g[i] } }
+                else { for i in r { dst[i] += scale * g[i] } }
+            }
+            return
+        }
+        // Rows go to distinct destination rows unless the destination is broadcast along an outer dim: only then
+        // may they run on several threads (each destination element keeps its order of sums).
+        let disjoint = !(intoA ? sa : sb).contains(0)
+        let each: ((Int, Int, Int) -> Void) -> Void = disjoint ? { forEachRowInParallel($0) } : { forEachRow($0) }
+        each { o, a, b in
             let d = dst + (intoA ? a : b)
             let gr = g + o
             if let other {
@@ -112,7 +142,14 @@ struct BroadcastPlan {
     func broadcastInto(_ dst: UnsafeMutablePointer<Float>, from src: UnsafePointer<Float>, fromA: Bool, scale: Float) {
         let n = inner
         let ss = fromA ? innerA : innerB
-        forEachRow { o, a, b in
+        if dims.count == 1 {
+            Parallel.forChunks(n) { r in
+                if ss == 1 { for i in r { dst[i] += scale * src[i] } }
+                else { let v = scale * src[0]; for i in r { dst[i] += v } }
+            }
+            return
+        }
+        forEachRowInParallel { o, a, b in
             let d = dst + o
             let s = src + (fromA ? a : b)
             if ss == 1 { for i in 0..<n { d[i] += scale * s[i] } }
@@ -170,12 +207,16 @@ enum MulKernel: BinaryKernel { @inline(__always) static func apply(_ x: Float, _
 private func broadcastForward<K: BinaryKernel>(_: K.Type, _ plan: BroadcastPlan, _ a: UnsafePointer<Float>,
                                                _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
     let n = plan.inner, sa = plan.innerA, sb = plan.innerB
-    plan.forEachRow { o, ao, bo in
-        let yr = y + o, ar = a + ao, br = b + bo
-        if sa == 1 && sb == 1 { for i in 0..<n { yr[i] = K.apply(ar[i], br[i]) } }
-        else if sa == 1 { let v = br[0]; for i in 0..<n { yr[i] = K.apply(ar[i], v) } }
-        else if sb == 1 { let v = ar[0]; for i in 0..<n { yr[i] = K.apply(v, br[i]) } }
-        else { for i in 0..<n { yr[i] = K.apply(ar[i * sa], br[i * sb]) } }
+    @inline(__always) func row(_ yr: UnsafeMutablePointer<Float>, _ ar: UnsafePointer<Float>, _ br: UnsafePointer<Float>, _ r: Range<Int>) {
+        if sa == 1 && sb == 1 { for i in r { yr[i] = K.apply(ar[i], br[i]) } }
+        else if sa == 1 { let v = br[0]; for i in r { yr[i] = K.apply(ar[i], v) } }
+        else if sb == 1 { let v = ar[0]; for i in r { yr[i] = K.apply(v, br[i]) } }
+        else { for i in r { yr[i] = K.apply(ar[i * sa], br[i * sb]) } }
+    }
+    if plan.dims.count == 1 {
+        Parallel.forChunks(n) { r in row(y, a, b, r) }
+    } else {
+        plan.forEachRowInParallel { o, ao, bo in row(y + o, a + ao, b + bo, 0..<n) }
     }
 }
 
@@ -225,10 +266,10 @@ extension Tensor {
 public func scale(_ a: Tensor, _ s: Float) -> Tensor {
     let out = Tensor(uninitialized: a.shape)
     let x = a.data, y = out.data
-    for i in 0..<a.count { y[i] = s * x[i] }
+    Parallel.forChunks(a.count) { r in for i in r { y[i] = s * x[i] } }
     Autograd.record(out, op: "scale", parents: [a]) { g in
         let gx = a.gradData(), gy = g.data
-        for i in 0..<a.count { gx[i] += s * gy[i] }
+        Parallel.forChunks(a.count) { r in for i in r { gx[i] += s * gy[i] } }
     }
     return out
 }
@@ -237,10 +278,10 @@ public func scale(_ a: Tensor, _ s: Float) -> Tensor {
 public func addScalar(_ a: Tensor, _ s: Float) -> Tensor {
     let out = Tensor(uninitialized: a.shape)
     let x = a.data, y = out.data
-    for i in 0..<a.count { y[i] = x[i] + s }
+    Parallel.forChunks(a.count) { r in for i in r { y[i] = x[i] + s } }
     Autograd.record(out, op: "addScalar", parents: [a]) { g in
         let gx = a.gradData(), gy = g.data
-        for i in 0..<a.count { gx[i] += gy[i] }
+        Parallel.forChunks(a.count) { r in for i in r { gx[i] += gy[i] } }
     }
     return out
 }

@@ -20,31 +20,41 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e
     // Saved per-row statistics: mean and 1/std.
     let stats = Tensor(uninitialized: [rows, 2])
     let xp = x.data, yp = out.data, wp = weight.data, bp = bias.data, sp = stats.data
-    for r in 0..<rows {
-        let xr = xp + r * d, yr = yp + r * d
-        let mean = rowSum(xr, d) / Double(d)
-        let s2 = rowCenteredDot(xr, xr, nil, d, Float(mean))
-        let rstd = 1.0 / (s2 / Double(d) + Double(eps)).squareRoot()
-        let m = Float(mean), rs = Float(rstd)
-        sp[2 * r] = m
-        sp[2 * r + 1] = rs
-        for i in 0..<d { yr[i] = (xr[i] - m) * rs * wp[i] + bp[i] }
+    Parallel.forRows(rows, rowLength: d) { range in
+        for r in range {
+            let xr = xp + r * d, yr = yp + r * d
+            let mean = rowSum(xr, d) / Double(d)
+            let s2 = rowCenteredDot(xr, xr, nil, d, Float(mean))
+            let rstd = 1.0 / (s2 / Double(d) + Double(eps)).squareRoot()
+            let m = Float(mean), rs = Float(rstd)
+            sp[2 * r] = m
+            sp[2 * r + 1] = rs
+            for i in 0..<d { yr[i] = (xr[i] - m) * rs * wp[i] + bp[i] }
+        }
     }
     Autograd.record(out, op: "layerNorm", parents: [x, weight, bias]) { g in
         let gp = g.data, xp = x.data, wp = weight.data, sp = stats.data
         let gx = x.requiresGrad ? x.gradData() : nil
         let gw = weight.requiresGrad ? weight.gradData() : nil
         let gb = bias.requiresGrad ? bias.gradData() : nil
-        for r in 0..<rows {
-            let xr = xp + r * d, gr = gp + r * d
-            let m = sp[2 * r], rs = sp[2 * r + 1]
-            if let gw {
-                for i in 0..<d { gw[i] += gr[i] * (xr[i] - m) * rs }
+        // dweight and dbias sum over rows (in row order, on one thread); dx is per row (split over threads).
+        if gw != nil || gb != nil {
+            for r in 0..<rows {
+                let xr = xp + r * d, gr = gp + r * d
+                let m = sp[2 * r], rs = sp[2 * r + 1]
+                if let gw {
+                    for i in 0..<d { gw[i] += gr[i] * (xr[i] - m) * rs }
+                }
+                if let gb {
+                    for i in 0..<d { gb[i] += gr[i] }
+                }
             }
-            if let gb {
-                for i in 0..<d { gb[i] += gr[i] }
-            }
-            if let gx {
+        }
+        guard let gx else { return }
+        Parallel.forRows(rows, rowLength: d) { range in
+            for r in range {
+                let xr = xp + r * d, gr = gp + r * d
+                let m = sp[2 * r], rs = sp[2 * r + 1]
                 // sum dxhat and sum dxhat * xhat, with dxhat = g * weight.
                 let a = rowDot(gr, wp, d)
                 let b = Double(rs) * rowCenteredDot(xr, gr, wp, d, m)

@@ -27,16 +27,18 @@ private func linearOp(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, rows: Rang
     let y = out.data
     if let bias, !relu {
         let b = bias.data + w0
-        for r in 0..<m { (y + r * outF).update(from: b, count: outF) }
+        Parallel.forRows(m, rowLength: outF) { rows in for r in rows { (y + r * outF).update(from: b, count: outF) } }
     }
     BLAS.gemm(transA: false, transB: true, m: m, n: outF, k: inF, a: x.data, lda: inF,
               b: weight.data + w0 * inF, ldb: inF, beta: bias == nil || relu ? 0 : 1, c: y, ldc: outF)
     if relu {
         let b = bias.map { $0.data + w0 }
-        for r in 0..<m {
-            let row = y + r * outF
-            if let b { for o in 0..<outF { let v = row[o] + b[o]; row[o] = v > 0 ? v : 0 } }
-            else { for o in 0..<outF { row[o] = row[o] > 0 ? row[o] : 0 } }
+        Parallel.forRows(m, rowLength: outF) { rows in
+            for r in rows {
+                let row = y + r * outF
+                if let b { for o in 0..<outF { let v = row[o] + b[o]; row[o] = v > 0 ? v : 0 } }
+                else { for o in 0..<outF { row[o] = row[o] > 0 ? row[o] : 0 } }
+            }
         }
     }
     // The ReLU's backward needs only where the output is positive: one bit per element, so the output's own

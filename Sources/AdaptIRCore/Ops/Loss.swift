@@ -12,11 +12,11 @@ public func l1Loss(_ prediction: Tensor, _ target: Tensor) -> Tensor {
         let p = prediction.data, t = target.data
         if prediction.requiresGrad {
             let gp = prediction.gradData()
-            for i in 0..<n { let d = p[i] - t[i]; if d > 0 { gp[i] += v } else if d < 0 { gp[i] -= v } }
+            Parallel.forChunks(n) { r in for i in r { let d = p[i] - t[i]; if d > 0 { gp[i] += v } else if d < 0 { gp[i] -= v } } }
         }
         if target.requiresGrad {
             let gt = target.gradData()
-            for i in 0..<n { let d = p[i] - t[i]; if d > 0 { gt[i] -= v } else if d < 0 { gt[i] += v } }
+            Parallel.forChunks(n) { r in for i in r { let d = p[i] - t[i]; if d > 0 { gt[i] -= v } else if d < 0 { gt[i] += v } } }
         }
     }
     return out

@@ -23,18 +23,21 @@ public func pixelShuffle(_ x: Tensor, _ r: Int) -> Tensor {
 private func pixelShufflePermute(_ small: UnsafeMutablePointer<Float>, _ big: UnsafeMutablePointer<Float>,
                                  planes: Int, r: Int, height hgt: Int, width wid: Int, inverse: Bool) {
     let hw = hgt * wid, bigW = wid * r
-    for p in 0..<planes {
-        for i in 0..<r {
-            for j in 0..<r {
-                let s = small + ((p * r + i) * r + j) * hw
-                let b = big + p * hw * r * r + i * bigW + j
-                for hh in 0..<hgt {
-                    let sr = s + hh * wid
-                    let br = b + hh * r * bigW
-                    if inverse {
-                        for ww in 0..<wid { sr[ww] += br[ww * r] }
-                    } else {
-                        for ww in 0..<wid { br[ww * r] = sr[ww] }
+    // Planes are independent: split over the rank's threads.
+    Parallel.forRows(planes, rowLength: hw * r * r) { range in
+        for p in range {
+            for i in 0..<r {
+                for j in 0..<r {
+                    let s = small + ((p * r + i) * r + j) * hw
+                    let b = big + p * hw * r * r + i * bigW + j
+                    for hh in 0..<hgt {
+                        let sr = s + hh * wid
+                        let br = b + hh * r * bigW
+                        if inverse {
+                            for ww in 0..<wid { sr[ww] += br[ww * r] }
+                        } else {
+                            for ww in 0..<wid { br[ww * r] = sr[ww] }
+                        }
                     }
                 }
             }

@@ -12,48 +12,57 @@ public func softmax(_ x: Tensor, axis: Int) -> Tensor {
     let out = Tensor(uninitialized: x.shape)
     if x.count == 0 { return out }
     let xs = x.data, y = out.data
+    // Rows (or [len, inner] blocks) are independent: split over the rank's threads.
     if inner == 1 {
-        softmaxRows(xs, y, rows: outer, cols: len)
+        Parallel.forRows(outer, rowLength: len) { r in
+            softmaxRows(xs + r.lowerBound * len, y + r.lowerBound * len, rows: r.count, cols: len)
+        }
     } else {
-        // Vectorised over `inner`: every loop runs along contiguous memory.
-        let acc = UnsafeMutablePointer<Float>.allocate(capacity: 2 * inner)
-        defer { acc.deallocate() }
-        let mx = acc, sm = acc + inner
-        for o in 0..<outer {
-            let xb = xs + o * len * inner, yb = y + o * len * inner
-            mx.update(repeating: -Float.infinity, count: inner)
-            sm.update(repeating: 0, count: inner)
-            for k in 0..<len { let xr = xb + k * inner; for i in 0..<inner { mx[i] = max(mx[i], xr[i]) } }
-            for k in 0..<len {
-                let xr = xb + k * inner, yr = yb + k * inner
-                for i in 0..<inner { let e = expNonPositive(xr[i] - mx[i]); yr[i] = e; sm[i] += e }
+        Parallel.forRows(outer, rowLength: len * inner) { range in
+            // Vectorised over `inner`: every loop runs along contiguous memory.
+            let acc = UnsafeMutablePointer<Float>.allocate(capacity: 2 * inner)
+            defer { acc.deallocate() }
+            let mx = acc, sm = acc + inner
+            for o in range {
+                let xb = xs + o * len * inner, yb = y + o * len * inner
+                mx.update(repeating: -Float.infinity, count: inner)
+                sm.update(repeating: 0, count: inner)
+                for k in 0..<len { let xr = xb + k * inner; for i in 0..<inner { mx[i] = max(mx[i], xr[i]) } }
+                for k in 0..<len {
+                    let xr = xb + k * inner, yr = yb + k * inner
+                    for i in 0..<inner { let e = expNonPositive(xr[i] - mx[i]); yr[i] = e; sm[i] += e }
+                }
+                for i in 0..<inner { sm[i] = 1 / sm[i] }
+                for k in 0..<len { let yr = yb + k * inner; for i in 0..<inner { yr[i] *= sm[i] } }
             }
-            for i in 0..<inner { sm[i] = 1 / sm[i] }
-            for k in 0..<len { let yr = yb + k * inner; for i in 0..<inner { yr[i] *= sm[i] } }
         }
     }
     let yd = out.detached()
     Autograd.record(out, op: "softmax", parents: [x]) { g in
         let gy = g.data, ys = yd.data, gx = x.gradData()
         if inner == 1 {
-            for o in 0..<outer {
-                let gr = gy + o * len, yr = ys + o * len, dr = gx + o * len
-                let dot = Float(rowDot(gr, yr, len))
-                for k in 0..<len { dr[k] += yr[k] * (gr[k] - dot) }
+            Parallel.forRows(outer, rowLength: len) { range in
+                for o in range {
+                    let gr = gy + o * len, yr = ys + o * len, dr = gx + o * len
+                    let dot = Float(rowDot(gr, yr, len))
+                    for k in 0..<len { dr[k] += yr[k] * (gr[k] - dot) }
+                }
             }
         } else {
-            let dot = UnsafeMutablePointer<Float>.allocate(capacity: inner)
-            defer { dot.deallocate() }
-            for o in 0..<outer {
-                let base = o * len * inner
-                dot.update(repeating: 0, count: inner)
-                for k in 0..<len {
-                    let gr = gy + base + k * inner, yr = ys + base + k * inner
-                    for i in 0..<inner { dot[i] += gr[i] * yr[i] }
-                }
-                for k in 0..<len {
-                    let gr = gy + base + k * inner, yr = ys + base + k * inner, dr = gx + base + k * inner
-                    for i in 0..<inner { dr[i] += yr[i] * (gr[i] - dot[i]) }
+            Parallel.forRows(outer, rowLength: len * inner) { range in
+                let dot = UnsafeMutablePointer<Float>.allocate(capacity: inner)
+                defer { dot.deallocate() }
+                for o in range {
+                    let base = o * len * inner
+                    dot.update(repeating: 0, count: inner)
+                    for k in 0..<len {
+                        let gr = gy + base + k * inner, yr = ys + base + k * inner
+                        for i in 0..<inner { dot[i] += gr[i] * yr[i] }
+                    }
+                    for k in 0..<len {
+                        let gr = gy + base + k * inner, yr = ys + base + k * inner, dr = gx + base + k * inner
+                        for i in 0..<inner { dr[i] += yr[i] * (gr[i] - dot[i]) }
+                    }
                 }
             }
         }

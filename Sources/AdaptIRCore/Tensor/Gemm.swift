@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 
 /// Thin wrappers over OpenBLAS `cblas_sgemm` (row-major). `transA`/`transB` say whether A and B are read
 /// transposed: C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C.
@@ -17,13 +18,41 @@ public enum BLAS {
             return
         }
         let t0 = profile != nil ? monotonicSeconds() : 0
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        if Parallel.available && m * n * k >= splitMNK && max(m, n) >= 2 * splitAlign {
+            // Disjoint blocks of C, one per thread: rows of op(A) and C, or columns of op(B) and C when C is wide.
+            if m >= n {
+                Parallel.forRanges(m, grain: splitAlign, align: splitAlign) { r in
+                    sgemm(transA, transB, r.count, n, k, alpha, a + (transA ? r.lowerBound : r.lowerBound * lda), lda,
+                          b, ldb, beta, c + r.lowerBound * ldc, ldc)
+                }
+            } else {
+                Parallel.forRanges(n, grain: splitAlign, align: splitAlign) { r in
+                    sgemm(transA, transB, m, r.count, k, alpha, a, lda, b + (transB ? r.lowerBound * ldb : r.lowerBound), ldb,
+                          beta, c + r.lowerBound, ldc)
+                }
+            }
+        } else {
+            sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        }
         if let profile { profile.add(transA: transA, transB: transB, m: m, n: n, k: k, seconds: monotonicSeconds() - t0) }
     }
 
-    /// When set, every `gemm` call is timed by shape (`bench model --profile`). Not thread-safe: set it only in
-    /// single-threaded benchmarks.
+    /// GEMMs of at least this many multiply-adds (m*n*k) are split over `Parallel.threads` (about 20 us on one
+    /// core: below it a split costs more than it saves).
+    nonisolated(unsafe) public static var splitMNK = 1 << 20
+    /// Rows or columns per block of a split GEMM are multiples of this (OpenBLAS's Haswell micro-tile is 16 x 4).
+    static let splitAlign = 16
+
+    @inline(__always)
+    private static func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                              _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                              _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// When set, every `gemm` call is timed by shape (`bench model --profile`); calls inside a parallel region
+    /// (`Parallel`) are timed each on its own thread.
     nonisolated(unsafe) public static var profile: GemmProfile?
 
     /// `batch` independent GEMMs whose operands start `strideA`, `strideB`, `strideC` floats apart
@@ -67,7 +96,11 @@ public final class GemmProfile: @unchecked Sendable {
 
     public init() {}
 
+    private let lock = NSLock()
+
     func add(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, seconds: Double) {
+        lock.lock()
+        defer { lock.unlock() }
         let key = "\(transA ? "T" : "N")\(transB ? "T" : "N") \(m)x\(n)x\(k)"
         var e = entries[key] ?? Entry()
         e.calls += 1

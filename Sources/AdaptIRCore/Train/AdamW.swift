@@ -49,16 +49,18 @@ public final class AdamW: @unchecked Sendable {
         let eps = self.eps
         let m = expAvg.data, v = expAvgSq.data
         let n = count
-        for i in 0..<n {
-            let g = grads[i]
-            var p = params[i] * decay
-            let mi = m[i] + oneMinusB1 * (g - m[i])
-            let vi = beta2 * v[i] + oneMinusB2 * g * g
-            m[i] = mi
-            v[i] = vi
-            let denom = vi.squareRoot() / bc2Sqrt + eps
-            p += -stepSize * (mi / denom)  // torch addcdiv: p + value * (m / denom)
-            params[i] = p
+        Parallel.forChunks(n, grain: Parallel.elementGrain / 4) { r in   // per element: any split, same bits
+            for i in r {
+                let g = grads[i]
+                var p = params[i] * decay
+                let mi = m[i] + oneMinusB1 * (g - m[i])
+                let vi = beta2 * v[i] + oneMinusB2 * g * g
+                m[i] = mi
+                v[i] = vi
+                let denom = vi.squareRoot() / bc2Sqrt + eps
+                p += -stepSize * (mi / denom)  // torch addcdiv: p + value * (m / denom)
+                params[i] = p
+            }
         }
     }
 
