@@ -29,6 +29,8 @@ struct BenchStep: ParsableCommand {
     @Option(help: "Timed steps.") var steps: Int = 3
     @Option(name: .customLong("grad-dtype"), help: "Gradient allreduce in fp32, fp16 or bf16.") var gradDtype: GradientWireType = .fp32
     @Option(name: .customLong("bucket-mb"), help: "Overlap the gradient allreduce with the backward in buckets of this many MiB (0: one allreduce after the backward).") var bucketMB: Double = 0
+    @Flag(name: .customLong("memory-by-op"), help: "After the first timed step's forward, print the storage its graph holds by producing op.")
+    var memoryByOp = false
     @Flag(name: .customLong("no-allreduce"), help: "Each rank alone: no gradient, loss or batch-norm collectives (the control).") var noAllreduce = false
     @Option(help: "Also append one CSV row (header when the file is new) to this file (rank 0).") var csv: String?
 
@@ -80,9 +82,13 @@ struct BenchStep: ParsableCommand {
         }
         let sgemmBefore = sgemmRate()
         var timed: [(step: Double, stats: StepStats)] = []
+        var graphStorage: (rows: [(op: String, buffers: Int, bytes: Int)], live: Int)?
         for i in 0..<(warmup + steps) {
             if !noAllreduce { try world.barrier() }   // every step starts together, so the slowest rank's time is the step's
             if i == warmup { TensorMemory.resetPeak() }
+            trainer.afterForward = memoryByOp && i == warmup && world.isRoot ? { loss in
+                graphStorage = (Autograd.storageByOp(loss), TensorMemory.liveBytes)
+            } : nil
             let start = monotonicSeconds()
             let st = try trainer.trainStep(lq: lq, gt: gt)
             if i >= warmup { timed.append((monotonicSeconds() - start, st)) }
@@ -120,6 +126,14 @@ struct BenchStep: ParsableCommand {
                      gflops, 100 * gflops / sgemm, sgemm))
         print(String(format: "peak resident memory (largest rank): %.2f GiB; live tensor storage in the timed steps: %.2f GiB at the end of the forward, %.2f GiB at its peak",
                      Double(peak) / 1073741824, Double(afterForward) / 1073741824, Double(peakLive) / 1073741824))
+        if let (rows, live) = graphStorage {
+            let mib = { (b: Int) in String(format: "%9.1f MiB", Double(b) / 1_048_576) }
+            print("storage held at the end of the forward (rank 0, first timed step), by the op that produced it:")
+            for r in rows { print("  \(r.op.padding(toLength: 30, withPad: " ", startingAt: 0)) \(mib(r.bytes))  (\(r.buffers) buffers)") }
+            let inGraph = rows.reduce(0) { $0 + $1.bytes }
+            print("  \("(outside the graph's tensors)".padding(toLength: 30, withPad: " ", startingAt: 0)) \(mib(live - inGraph))  (saved by backward closures, optimizer state, the data)")
+            print("  \("total live".padding(toLength: 30, withPad: " ", startingAt: 0)) \(mib(live))")
+        }
         print("reduced per step: \(floats.grouped) \(gradDtype.rawValue) values = \(bytes.grouped) bytes\(bytes == 0 ? " (nothing moves: one rank or --no-allreduce)" : "")")
         if let csv {
             let header = "preset,method,task,batch_per_rank,ranks,threads,grad_dtype,bucket_mb,no_allreduce,step_ms,slowest_step_ms,forward_ms,backward_ms,scan_ms,wait_ms,allreduce_ms,optimizer_ms,gflops_per_rank,sgemm_gflops,peak_gib,floats_reduced,bytes_reduced\n"

@@ -72,6 +72,33 @@ public enum Autograd {
         }
     }
 
+    /// Storage the graph below `root` holds, by the op that produced each buffer: every tensor reachable through
+    /// the parents' links (leaves included), each buffer counted once (views share their base's buffer; a buffer is
+    /// attributed to the tensor that spans it whole, else to the first one met). Leaves are "parameters" when
+    /// named, else "leaf inputs". What backward closures keep beside the graph (saved statistics, masks, attention
+    /// probabilities) is not reachable this way: it is `TensorMemory.liveBytes` minus the sum.
+    public static func storageByOp(_ root: Tensor) -> [(op: String, buffers: Int, bytes: Int)] {
+        var owner: [ObjectIdentifier: (op: String, whole: Bool, bytes: Int)] = [:]
+        var seen = Set<ObjectIdentifier>([ObjectIdentifier(root)])
+        var stack = [root]
+        while let t = stack.popLast() {
+            if !t.isReleased {
+                let id = ObjectIdentifier(t.buffer)
+                let whole = t.offset == 0 && t.count == t.buffer.count
+                let op = t.isLeaf ? (t.name != nil ? "parameters" : "leaf inputs") : t.opName
+                if let o = owner[id] {
+                    if whole && !o.whole { owner[id] = (op, true, o.bytes) }
+                } else {
+                    owner[id] = (op, whole, t.buffer.count * MemoryLayout<Float>.stride)
+                }
+            }
+            for p in t.parents where seen.insert(ObjectIdentifier(p)).inserted { stack.append(p) }
+        }
+        var byOp: [String: (buffers: Int, bytes: Int)] = [:]
+        for o in owner.values { byOp[o.op, default: (0, 0)].buffers += 1; byOp[o.op, default: (0, 0)].bytes += o.bytes }
+        return byOp.map { (op: $0.key, buffers: $0.value.buffers, bytes: $0.value.bytes) }.sorted { $0.bytes > $1.bytes }
+    }
+
     /// Depth-first post-order over nodes that require grad (iterative: deep models must not overflow the stack).
     static func topologicalOrder(_ root: Tensor) -> [Tensor] {
         var order: [Tensor] = []

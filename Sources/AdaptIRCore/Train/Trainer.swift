@@ -66,6 +66,8 @@ public final class Trainer {
     /// Bytes of fp32 gradient per bucket of the allreduce overlapped with the backward (`BucketedReducer`, as
     /// PyTorch DDP's `bucket_cap_mb`); 0: one blocking allreduce of the whole buffer after the backward.
     public var bucketBytes = 0 { didSet { reducer = nil } }
+    /// Called with the loss after the forward of each step, before the backward (memory accounting in `bench step`).
+    public var afterForward: ((Tensor) -> Void)?
     private var wireScratch: [UInt16] = []
     private var reducer: BucketedReducer?
 
@@ -117,6 +119,7 @@ public final class Trainer {
         let loss = l1Loss(model(lq, task: task), gt)
         stats.forwardSeconds = monotonicSeconds() - t
         stats.liveBytesAfterForward = TensorMemory.liveBytes
+        afterForward?(loss)
         // Made on first use, dropped when the wire or the bucket size changes (their didSet).
         if bucketBytes > 0 && comm.size > 1 && reducer == nil {
             reducer = BucketedReducer(store: store, comm: comm, wire: gradWire, capBytes: bucketBytes)
