@@ -30,11 +30,15 @@ public final class IPT {
         precondition(x.rank == 4 && x.shape[1] == 3 && x.shape[2] == p && x.shape[3] == p,
                      "IPT input must be [N, 3, \(p), \(p)], got \(x.shape)")
         precondition(task >= 0 && task < preset.taskCount, "task \(task) outside 0..<\(preset.taskCount)")
+        // Each stage frees, when training, the activations it made that no backward reads (Autograd.releasingUnsaved).
         var h = conv2d(scale(x, IPT.rgbRange), store["sub_mean.weight"], store["sub_mean.bias"])
-        h = head(h, task: task)
+        h = Autograd.releasingUnsaved { head(h, task: task) }
         h = body(h, task: task) + h
-        let y = tail(h, task: task)
-        return scale(conv2d(y, store["add_mean.weight"], store["add_mean.bias"]), 1 / IPT.rgbRange)
+        let hb = h
+        return Autograd.releasingUnsaved {
+            let y = tail(hb, task: task)
+            return scale(conv2d(y, store["add_mean.weight"], store["add_mean.bias"]), 1 / IPT.rgbRange)
+        }
     }
 
     /// conv3x3(3 -> n_feats) then two ResBlocks (conv5x5, ReLU, conv5x5, + identity).
@@ -73,10 +77,11 @@ public final class IPT {
         var x = unfold(h, patch: preset.patchDim)                                            // [N, L, d]
         x = linear(x, store["body.linear_encoding.weight"], store["body.linear_encoding.bias"]) + x
         x = x + store["body.position_encoding.pe.weight"]                                    // added once
-        for layer in encoder { x = layer(x, hooks: hooks) }
+        for layer in encoder { let input = x; x = Autograd.releasingUnsaved { layer(input, hooks: hooks) } }
         let queryPos = reshape(select(store["body.query_embed.weight"], index: t), [l, d])
         var y = x
-        for layer in decoder { y = layer(y, memory: x, queryPos: queryPos, hooks: hooks) }
+        let memory = x
+        for layer in decoder { let input = y; y = Autograd.releasingUnsaved { layer(input, memory: memory, queryPos: queryPos, hooks: hooks) } }
         let m = linear(linearReLU(y, store["body.mlp_head.0.weight"], store["body.mlp_head.0.bias"]),
                        store["body.mlp_head.3.weight"], store["body.mlp_head.3.bias"])
         y = m + y

@@ -7,7 +7,7 @@ public func relu(_ x: Tensor) -> Tensor {
     let out = Tensor(uninitialized: x.shape)
     let n = x.count, xs = x.data, y = out.data
     Parallel.forChunks(n) { r in for i in r { y[i] = xs[i] > 0 ? xs[i] : 0 } }
-    Autograd.record(out, op: "relu", parents: [x]) { g in
+    Autograd.record(out, op: "relu", parents: [x], saves: [true], savesOutput: false) { g in
         let gx = x.gradData(), gy = g.data, xs = x.data
         Parallel.forChunks(n) { r in for i in r where xs[i] > 0 { gx[i] += gy[i] } }
     }
@@ -26,7 +26,7 @@ public func gelu(_ x: Tensor) -> Tensor {
             y[i] = v * 0.5 * (1 + erff(v * invSqrt2))
         }
     }
-    Autograd.record(out, op: "gelu", parents: [x]) { g in
+    Autograd.record(out, op: "gelu", parents: [x], saves: [true], savesOutput: false) { g in
         let gx = x.gradData(), gy = g.data, xs = x.data
         let invSqrt2Pi = Float(0.39894228040143267794)
         Parallel.forChunks(n, grain: Parallel.elementGrain / 8) { r in
@@ -65,7 +65,7 @@ public func absolute(_ x: Tensor) -> Tensor {
     let out = Tensor(uninitialized: x.shape)
     let n = x.count, xs = x.data, y = out.data
     Parallel.forChunks(n) { r in for i in r { y[i] = Swift.abs(xs[i]) } }
-    Autograd.record(out, op: "abs", parents: [x]) { g in
+    Autograd.record(out, op: "abs", parents: [x], saves: [true], savesOutput: false) { g in
         let gx = x.gradData(), gy = g.data, xs = x.data
         Parallel.forChunks(n) { r in
             for i in r {

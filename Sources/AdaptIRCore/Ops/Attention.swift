@@ -53,7 +53,7 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: In
     }
     guard recording else { return out }
     let kept: Tensor? = store ? probs : nil
-    Autograd.record(out, op: "scaledDotProductAttention", parents: [q, k, v]) { g in
+    Autograd.record(out, op: "scaledDotProductAttention", parents: [q, k, v], savesOutput: false) { g in
         let gp = g.data, qp = q.data, kp = k.data, vp = v.data
         let gq = q.requiresGrad ? q.gradData() : nil
         let gk = k.requiresGrad ? k.gradData() : nil

@@ -45,7 +45,9 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
             }
         }
     }
-    Autograd.record(out, op: "conv2d", parents: bias.map { [x, weight, $0] } ?? [x, weight]) { g in
+    // The backward reads x only for the weight's gradient (im2col again), W only for x's; never the output.
+    let saves = [weight.requiresGrad, x.requiresGrad] + (bias == nil ? [] : [false])
+    Autograd.record(out, op: "conv2d", parents: bias.map { [x, weight, $0] } ?? [x, weight], saves: saves, savesOutput: false) { g in
         let gp = g.data
         if let bias, bias.requiresGrad {
             let gb = bias.gradData()
@@ -60,7 +62,8 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
         }
         let needW = weight.requiresGrad, needX = x.requiresGrad
         guard needW || needX else { return }
-        let xp = x.data, wp = weight.data
+        let xp: UnsafeMutablePointer<Float>? = needW ? x.data : nil
+        let wp: UnsafeMutablePointer<Float>? = needX ? weight.data : nil
         let gw = needW ? weight.gradData() : nil
         let gx = needX ? x.gradData() : nil
         // dW sums over images in image order (one thread; its GEMMs split); without it, images split over threads.
@@ -70,11 +73,11 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
                 for i in images {
                     let gi = gp + i * cout * hw
                     if let gw {
-                        BLAS.gemm(transA: false, transB: true, m: cout, n: cin, k: hw, a: gi, lda: hw, b: xp + i * cin * hw,
+                        BLAS.gemm(transA: false, transB: true, m: cout, n: cin, k: hw, a: gi, lda: hw, b: xp! + i * cin * hw,
                                   ldb: hw, beta: 1, c: gw, ldc: cin)
                     }
                     if let gx {
-                        BLAS.gemm(transA: true, transB: false, m: cin, n: hw, k: cout, a: wp, lda: cin, b: gi, ldb: hw,
+                        BLAS.gemm(transA: true, transB: false, m: cin, n: hw, k: cout, a: wp!, lda: cin, b: gi, ldb: hw,
                                   beta: 1, c: gx + i * cin * hw, ldc: hw)
                     }
                 }
@@ -89,12 +92,12 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
                 for r0 in stride(from: 0, to: h, by: band) {
                     let r1 = min(h, r0 + band), tw = (r1 - r0) * w
                     if let gw {
-                        convIm2col(xp + i * cin * hw, channels: cin, height: h, width: w, k: k, rows: r0, r1, cols: cols)
+                        convIm2col(xp! + i * cin * hw, channels: cin, height: h, width: w, k: k, rows: r0, r1, cols: cols)
                         BLAS.gemm(transA: false, transB: true, m: cout, n: kdim, k: tw, a: gi + r0 * w, lda: hw, b: cols, ldb: tw,
                                   beta: 1, c: gw, ldc: kdim)
                     }
                     if let gx {
-                        BLAS.gemm(transA: true, transB: false, m: kdim, n: tw, k: cout, a: wp, lda: kdim, b: gi + r0 * w, ldb: hw,
+                        BLAS.gemm(transA: true, transB: false, m: kdim, n: tw, k: cout, a: wp!, lda: kdim, b: gi + r0 * w, ldb: hw,
                                   beta: 0, c: cols, ldc: tw)
                         convCol2imAdd(cols, channels: cin, height: h, width: w, k: k, rows: r0, r1, into: gx + i * cin * hw)
                     }

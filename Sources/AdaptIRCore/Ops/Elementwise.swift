@@ -230,7 +230,9 @@ private func binary(_ a: Tensor, _ b: Tensor, _ op: BinaryOp, name: String) -> T
     case .sub: broadcastForward(SubKernel.self, plan, a.data, b.data, out.data)
     case .mul: broadcastForward(MulKernel.self, plan, a.data, b.data, out.data)
     }
-    Autograd.record(out, op: name, parents: [a, b]) { g in
+    // A sum reads no values in its backward; a product reads each operand for the other's gradient.
+    let saves = op == .mul ? [b.requiresGrad, a.requiresGrad] : [false, false]
+    Autograd.record(out, op: name, parents: [a, b], saves: saves, savesOutput: false) { g in
         if a.requiresGrad {
             plan.reduceInto(a.gradData(), intoA: true, g: g.data, other: op == .mul ? UnsafePointer(b.data) : nil, scale: 1)
         }
@@ -267,7 +269,7 @@ public func scale(_ a: Tensor, _ s: Float) -> Tensor {
     let out = Tensor(uninitialized: a.shape)
     let x = a.data, y = out.data
     Parallel.forChunks(a.count) { r in for i in r { y[i] = s * x[i] } }
-    Autograd.record(out, op: "scale", parents: [a]) { g in
+    Autograd.record(out, op: "scale", parents: [a], saves: [false], savesOutput: false) { g in
         let gx = a.gradData(), gy = g.data
         Parallel.forChunks(a.count) { r in for i in r { gx[i] += s * gy[i] } }
     }
@@ -279,7 +281,7 @@ public func addScalar(_ a: Tensor, _ s: Float) -> Tensor {
     let out = Tensor(uninitialized: a.shape)
     let x = a.data, y = out.data
     Parallel.forChunks(a.count) { r in for i in r { y[i] = x[i] + s } }
-    Autograd.record(out, op: "addScalar", parents: [a]) { g in
+    Autograd.record(out, op: "addScalar", parents: [a], saves: [false], savesOutput: false) { g in
         let gx = a.gradData(), gy = g.data
         Parallel.forChunks(a.count) { r in for i in r { gx[i] += gy[i] } }
     }

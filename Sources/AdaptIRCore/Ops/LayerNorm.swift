@@ -32,7 +32,7 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e
             for i in 0..<d { yr[i] = (xr[i] - m) * rs * wp[i] + bp[i] }
         }
     }
-    Autograd.record(out, op: "layerNorm", parents: [x, weight, bias]) { g in
+    Autograd.record(out, op: "layerNorm", parents: [x, weight, bias], saves: [true, true, false], savesOutput: false) { g in
         let gp = g.data, xp = x.data, wp = weight.data, sp = stats.data
         let gx = x.requiresGrad ? x.gradData() : nil
         let gw = weight.requiresGrad ? weight.gradData() : nil

@@ -45,7 +45,9 @@ private func linearOp(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, rows: Rang
     // storage is not held for it (the caller may release it: FeedForwardWeights).
     let parents = bias.map { [x, weight, $0] } ?? [x, weight]
     let positive = relu && Autograd.willRecord(parents) ? PositiveMask(y, count: out.count) : nil
-    Autograd.record(out, op: relu ? "linearReLU" : "linear", parents: parents) { g in
+    // The backward reads x only for the weight's gradient, W only for x's; never the output (the ReLU keeps a mask).
+    let saves = [weight.requiresGrad, x.requiresGrad] + (bias == nil ? [] : [false])
+    Autograd.record(out, op: relu ? "linearReLU" : "linear", parents: parents, saves: saves, savesOutput: false) { g in
         var gy = g.data
         var masked: Tensor?
         if let positive {

@@ -11,7 +11,7 @@ public func pixelShuffle(_ x: Tensor, _ r: Int) -> Tensor {
     let c = cin / (r * r)
     let out = Tensor(uninitialized: [n, c, hgt * r, wid * r])
     pixelShufflePermute(x.data, out.data, planes: n * c, r: r, height: hgt, width: wid, inverse: false)
-    Autograd.record(out, op: "pixelShuffle", parents: [x]) { g in
+    Autograd.record(out, op: "pixelShuffle", parents: [x], saves: [false], savesOutput: false) { g in
         pixelShufflePermute(x.gradData(), g.data, planes: n * c, r: r, height: hgt, width: wid, inverse: true)
     }
     return out

@@ -15,7 +15,7 @@ public func reshape(_ x: Tensor, _ shape: [Int]) -> Tensor {
     precondition(s.product == x.count, "reshape: \(x.shape) (\(x.count) elements) cannot become \(shape)")
     let out = Tensor(viewing: x.buffer, offset: x.offset, shape: s)
     let n = x.count
-    Autograd.record(out, op: "reshape", parents: [x]) { g in
+    Autograd.record(out, op: "reshape", parents: [x], saves: [false], savesOutput: false) { g in
         let gx = x.gradData(), gy = g.data
         for i in 0..<n { gx[i] += gy[i] }
     }
@@ -34,7 +34,7 @@ public func permute(_ x: Tensor, _ dims: [Int]) -> Tensor {
     permuteCopy(src: x.data, srcShape: x.shape, perm: perm, dst: out.data, accumulate: false)
     var inverse = [Int](repeating: 0, count: r)
     for (k, p) in perm.enumerated() { inverse[p] = k }
-    Autograd.record(out, op: "permute", parents: [x]) { g in
+    Autograd.record(out, op: "permute", parents: [x], saves: [false], savesOutput: false) { g in
         permuteCopy(src: g.data, srcShape: outShape, perm: inverse, dst: x.gradData(), accumulate: true)
     }
     return out

@@ -27,10 +27,70 @@ public enum Autograd {
         isEnabled && parents.contains(where: { $0.requiresGrad })
     }
 
+    /// Whether the model frees, layer by layer during a recorded forward, the activations no backward reads
+    /// (`releaseUnsavedStorage(_:createdSince:)`). Tests turn it off to compare.
+    nonisolated(unsafe) public static var releasesUnsavedActivations = true
+
+    /// `body()`, then frees the storage of the tensors it made that no backward reads (when recording and
+    /// `releasesUnsavedActivations`); its result is kept.
+    @inline(__always)
+    public static func releasingUnsaved(_ body: () -> Tensor) -> Tensor {
+        guard isEnabled && releasesUnsavedActivations else { return body() }
+        let since = Tensor.nextSerial
+        let out = body()
+        releaseUnsavedStorage(out, createdSince: since)
+        return out
+    }
+
     /// Links `out` to `parents` with `backward` if any parent requires a gradient.
-    public static func record(_ out: Tensor, op: String, parents: [Tensor], backward: @escaping (Tensor) -> Void) {
+    ///
+    /// `saves[i]` says whether `backward` reads the values of `parents[i]` (nil: it may read all of them), and
+    /// `savesOutput` whether it reads `out`'s values (directly or through a view it captured); the defaults keep
+    /// everything. Only what is declared read survives `releaseUnsavedStorage`, so a backward must never read a
+    /// parent it declares unread (reading released values stops the process).
+    public static func record(_ out: Tensor, op: String, parents: [Tensor], saves: [Bool]? = nil, savesOutput: Bool = true,
+                              backward: @escaping (Tensor) -> Void) {
         guard willRecord(parents) else { return }
+        precondition(saves == nil || saves!.count == parents.count, "record(\(op)): \(saves!.count) saves for \(parents.count) parents")
         out.attach(op: op, parents: parents, backward: backward)
+        out.savedParents = saves
+        out.savesOutput = savesOutput
+    }
+
+    /// Frees, after the forward, the storage of every activation of the graph below `root` that no backward reads
+    /// (as PyTorch keeps only an op's saved tensors): the outputs of frozen linear layers and convolutions feeding
+    /// sums, the inputs of frozen layers, attention outputs before a frozen projection, pixel-shuffled maps, sums
+    /// only other sums and frozen layers read... A buffer is kept when any tensor sharing it is read by a backward
+    /// (`record`'s `saves` and `savesOutput`), is a leaf (parameters, the data, tensors computed outside the graph)
+    /// or is `root`. The graph's shapes, links and gradients stay; the caller must not read those activations
+    /// again. Returns the bytes freed.
+    ///
+    /// With `createdSince`, only the tensors made from that serial on are considered (a layer's own activations,
+    /// called right after the layer, whose consumers have all run by then), and the walk stops at older tensors,
+    /// whose buffers are kept (a view made in the layer of an older tensor shares its buffer): so it can run during
+    /// the forward, layer by layer, and lower the forward's own peak. Without it, the whole graph is considered.
+    @discardableResult
+    public static func releaseUnsavedStorage(_ root: Tensor, createdSince: Int = 0) -> Int {
+        guard root.requiresGrad else { return 0 }
+        var needed = Set<ObjectIdentifier>([ObjectIdentifier(root.buffer)])
+        var candidates: [ObjectIdentifier: Buffer] = [:]
+        var seen = Set<ObjectIdentifier>([ObjectIdentifier(root)])
+        var stack = [root]
+        while let t = stack.popLast() {
+            let id = ObjectIdentifier(t.buffer)
+            guard t.serial >= createdSince else { needed.insert(id); continue }
+            if t.isLeaf || t.savesOutput { needed.insert(id) } else { candidates[id] = t.buffer }
+            for (i, p) in t.parents.enumerated() {
+                if t.savedParents?[i] ?? true { needed.insert(ObjectIdentifier(p.buffer)) }
+                if seen.insert(ObjectIdentifier(p)).inserted { stack.append(p) }
+            }
+        }
+        var freed = 0
+        for (id, b) in candidates where !needed.contains(id) && !b.isFreed && b.count > 0 {
+            freed += b.count * MemoryLayout<Float>.stride
+            b.releaseMemory()
+        }
+        return freed
     }
 
     /// Backpropagates from `root`. `seed` is dL/droot; it defaults to ones (root is normally a scalar loss).
@@ -82,7 +142,7 @@ public enum Autograd {
         var seen = Set<ObjectIdentifier>([ObjectIdentifier(root)])
         var stack = [root]
         while let t = stack.popLast() {
-            if !t.isReleased {
+            if !t.isReleased && !t.buffer.isFreed {
                 let id = ObjectIdentifier(t.buffer)
                 let whole = t.offset == 0 && t.count == t.buffer.count
                 let op = t.isLeaf ? (t.name != nil ? "parameters" : "leaf inputs") : t.opName
