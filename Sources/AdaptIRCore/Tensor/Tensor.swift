@@ -28,7 +28,7 @@ public final class Buffer: @unchecked Sendable {
     }
 
     /// True after `releaseMemory()`: the values are gone (a tensor reading them stops the process).
-    public private(set) var isFreed = false
+    @exclusivity(unchecked) public private(set) var isFreed = false
 
     /// Returns the memory now, while tensors may still refer to the buffer (an activation no backward reads:
     /// `Autograd.releaseUnsavedStorage`). Reading it afterwards through `Tensor.data` stops the process.
@@ -80,10 +80,10 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public let shape: [Int]
     public let count: Int
     /// The storage. `releaseStorage()` swaps it for an empty buffer once no backward needs the values.
-    public private(set) var buffer: Buffer
+    @exclusivity(unchecked) public private(set) var buffer: Buffer
     public let offset: Int
     /// True after `releaseStorage()`: shape, graph links and gradient remain, the values are gone.
-    public private(set) var isReleased = false
+    @exclusivity(unchecked) public private(set) var isReleased = false
     /// Optional name (state_dict key for parameters), used in error messages.
     public var name: String?
     /// Creation order (a process-wide count): `Autograd.releaseUnsavedStorage(_:createdSince:)` frees only tensors
