@@ -34,9 +34,8 @@ public final class IPT {
         var h = conv2d(scale(x, IPT.rgbRange), store["sub_mean.weight"], store["sub_mean.bias"])
         h = Autograd.releasingUnsaved { head(h, task: task) }
         h = body(h, task: task) + h
-        let hb = h
         return Autograd.releasingUnsaved {
-            let y = tail(hb, task: task)
+            let y = tail(h, task: task)
             return scale(conv2d(y, store["add_mean.weight"], store["add_mean.bias"]), 1 / IPT.rgbRange)
         }
     }
@@ -77,11 +76,10 @@ public final class IPT {
         var x = unfold(h, patch: preset.patchDim)                                            // [N, L, d]
         x = linear(x, store["body.linear_encoding.weight"], store["body.linear_encoding.bias"]) + x
         x = x + store["body.position_encoding.pe.weight"]                                    // added once
-        for layer in encoder { let input = x; x = Autograd.releasingUnsaved { layer(input, hooks: hooks) } }
+        for layer in encoder { x = Autograd.releasingUnsaved { layer(x, hooks: hooks) } }
         let queryPos = reshape(select(store["body.query_embed.weight"], index: t), [l, d])
         var y = x
-        let memory = x
-        for layer in decoder { let input = y; y = Autograd.releasingUnsaved { layer(input, memory: memory, queryPos: queryPos, hooks: hooks) } }
+        for layer in decoder { y = Autograd.releasingUnsaved { layer(y, memory: x, queryPos: queryPos, hooks: hooks) } }
         let m = linear(linearReLU(y, store["body.mlp_head.0.weight"], store["body.mlp_head.0.bias"]),
                        store["body.mlp_head.3.weight"], store["body.mlp_head.3.bias"])
         y = m + y

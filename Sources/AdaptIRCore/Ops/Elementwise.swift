@@ -100,60 +100,47 @@ struct BroadcastPlan {
         let n = inner
         let sd = intoA ? innerA : innerB
         let so = intoA ? innerB : innerA
+        /// d[i] += scale * gr[i] (* the other operand) for i in r, where the destination runs along the row.
+        @inline(__always) func accumulate(_ d: UnsafeMutablePointer<Float>, _ gr: UnsafePointer<Float>,
+                                          _ orow: UnsafePointer<Float>?, _ r: Range<Int>) {
+            if let orow {
+                if so == 1 { for i in r { d[i] += scale * gr[i] * orow[i] } }
+                else { let v = scale * orow[0]; for i in r { d[i] += v * gr[i] } }
+            } else if scale == 1 { for i in r { d[i] += gr[i] } }
+            else { for i in r { d[i] += scale * gr[i] } }
+        }
         if dims.count == 1 && sd == 1 {
             // Same length, or the other operand broadcast: pointwise, split in chunks.
-            Parallel.forChunks(n) { r in
-                if let other {
-                    if so == 1 { for i in r { dst[i] += scale * g[i] * other[i] } }
-                    else { let v = scale * other[0]; for i in r { dst[i] += v * g[i] } }
-                } else if scale == 1 { for i in r { dst[i] += g[i] } }
-                else { for i in r { dst[i] += scale * g[i] } }
-            }
+            Parallel.forChunks(n) { r in accumulate(dst, g, other, r) }
             return
+        }
+        func row(_ o: Int, _ a: Int, _ b: Int) {
+            let d = dst + (intoA ? a : b), gr = g + o
+            let orow = other.map { $0 + (intoA ? b : a) }
+            if sd == 1 { accumulate(d, gr, orow, 0..<n); return }
+            if let orow {
+                d[0] += scale * Float(so == 1 ? rowDot(gr, orow, n) : rowSum(gr, n) * Double(orow[0]))
+            } else {
+                d[0] += scale * Float(rowSum(gr, n))
+            }
         }
         // Rows go to distinct destination rows unless the destination is broadcast along an outer dim: only then
         // may they run on several threads (each destination element keeps its order of sums).
-        let disjoint = !(intoA ? sa : sb).contains(0)
-        let each: ((Int, Int, Int) -> Void) -> Void = disjoint ? { forEachRowInParallel($0) } : { forEachRow($0) }
-        each { o, a, b in
-            let d = dst + (intoA ? a : b)
-            let gr = g + o
-            if let other {
-                let orow = other + (intoA ? b : a)
-                if sd == 1 {
-                    if so == 1 { for i in 0..<n { d[i] += scale * gr[i] * orow[i] } }
-                    else { let v = scale * orow[0]; for i in 0..<n { d[i] += v * gr[i] } }
-                } else {
-                    let s = so == 1 ? rowDot(gr, orow, n) : rowSum(gr, n) * Double(orow[0])
-                    d[0] += scale * Float(s)
-                }
-            } else {
-                if sd == 1 {
-                    if scale == 1 { for i in 0..<n { d[i] += gr[i] } }
-                    else { for i in 0..<n { d[i] += scale * gr[i] } }
-                } else {
-                    d[0] += scale * Float(rowSum(gr, n))
-                }
-            }
-        }
+        if (intoA ? sa : sb).contains(0) { forEachRow(row) } else { forEachRowInParallel(row) }
     }
 
     /// dst (output shape) += scale * src broadcast from operand a's shape (`fromA`) or b's.
     func broadcastInto(_ dst: UnsafeMutablePointer<Float>, from src: UnsafePointer<Float>, fromA: Bool, scale: Float) {
         let n = inner
         let ss = fromA ? innerA : innerB
-        if dims.count == 1 {
-            Parallel.forChunks(n) { r in
-                if ss == 1 { for i in r { dst[i] += scale * src[i] } }
-                else { let v = scale * src[0]; for i in r { dst[i] += v } }
-            }
-            return
+        @inline(__always) func add(_ d: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, _ r: Range<Int>) {
+            if ss == 1 { for i in r { d[i] += scale * s[i] } }
+            else { let v = scale * s[0]; for i in r { d[i] += v } }
         }
-        forEachRowInParallel { o, a, b in
-            let d = dst + o
-            let s = src + (fromA ? a : b)
-            if ss == 1 { for i in 0..<n { d[i] += scale * s[i] } }
-            else { let v = scale * s[0]; for i in 0..<n { d[i] += v } }
+        if dims.count == 1 {
+            Parallel.forChunks(n) { r in add(dst, src, r) }
+        } else {
+            forEachRowInParallel { o, a, b in add(dst + o, src + (fromA ? a : b), 0..<n) }
         }
     }
 }

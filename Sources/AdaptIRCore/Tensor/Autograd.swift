@@ -74,16 +74,12 @@ public enum Autograd {
         guard root.requiresGrad else { return 0 }
         var needed = Set<ObjectIdentifier>([ObjectIdentifier(root.buffer)])
         var candidates: [ObjectIdentifier: Buffer] = [:]
-        var seen = Set<ObjectIdentifier>([ObjectIdentifier(root)])
-        var stack = [root]
-        while let t = stack.popLast() {
+        forEachReachable(from: root) { t in
             let id = ObjectIdentifier(t.buffer)
-            guard t.serial >= createdSince else { needed.insert(id); continue }
+            guard t.serial >= createdSince else { needed.insert(id); return false }
             if t.isLeaf || t.savesOutput { needed.insert(id) } else { candidates[id] = t.buffer }
-            for (i, p) in t.parents.enumerated() {
-                if t.savedParents?[i] ?? true { needed.insert(ObjectIdentifier(p.buffer)) }
-                if seen.insert(ObjectIdentifier(p)).inserted { stack.append(p) }
-            }
+            for (i, p) in t.parents.enumerated() where t.savedParents?[i] ?? true { needed.insert(ObjectIdentifier(p.buffer)) }
+            return true
         }
         var freed = 0
         for (id, b) in candidates where !needed.contains(id) && !b.isFreed && b.count > 0 {
@@ -139,9 +135,7 @@ public enum Autograd {
     /// probabilities) is not reachable this way: it is `TensorMemory.liveBytes` minus the sum.
     public static func storageByOp(_ root: Tensor) -> [(op: String, buffers: Int, bytes: Int)] {
         var owner: [ObjectIdentifier: (op: String, whole: Bool, bytes: Int)] = [:]
-        var seen = Set<ObjectIdentifier>([ObjectIdentifier(root)])
-        var stack = [root]
-        while let t = stack.popLast() {
+        forEachReachable(from: root) { t in
             if !t.isReleased && !t.buffer.isFreed {
                 let id = ObjectIdentifier(t.buffer)
                 let whole = t.offset == 0 && t.count == t.buffer.count
@@ -152,11 +146,22 @@ public enum Autograd {
                     owner[id] = (op, whole, t.buffer.count * MemoryLayout<Float>.stride)
                 }
             }
-            for p in t.parents where seen.insert(ObjectIdentifier(p)).inserted { stack.append(p) }
+            return true
         }
         var byOp: [String: (buffers: Int, bytes: Int)] = [:]
         for o in owner.values { byOp[o.op, default: (0, 0)].buffers += 1; byOp[o.op, default: (0, 0)].bytes += o.bytes }
         return byOp.map { (op: $0.key, buffers: $0.value.buffers, bytes: $0.value.bytes) }.sorted { $0.bytes > $1.bytes }
+    }
+
+    /// visit(t) once for `root` and every tensor reachable through parents' links (leaves included), in no set
+    /// order; the walk goes on to t's parents when visit returns true.
+    static func forEachReachable(from root: Tensor, _ visit: (Tensor) -> Bool) {
+        var seen = Set<ObjectIdentifier>([ObjectIdentifier(root)])
+        var stack = [root]
+        while let t = stack.popLast() {
+            guard visit(t) else { continue }
+            for p in t.parents where seen.insert(ObjectIdentifier(p)).inserted { stack.append(p) }
+        }
     }
 
     /// Depth-first post-order over nodes that require grad (iterative: deep models must not overflow the stack).
