@@ -17,6 +17,23 @@ final class PixelShuffleTests: XCTestCase {
         }
     }
 
+    /// Rows wider than 8 (the factor-2 path interleaves 8 floats at a time, then the rest): forward and the
+    /// accumulating backward element by element.
+    func testFactorTwoWideRowsForwardAndBackward() {
+        var rng = TestRNG(seed: 23)
+        let (n, c, h, w) = (2, 3, 3, 19)
+        let x = rng.tensor([n, c * 4, h, w], requiresGrad: true)
+        let y = pixelShuffle(x, 2)
+        let g = rng.tensor(y.shape)
+        y.backward(seed: g)
+        for s in 0..<n { for ch in 0..<c { for hh in 0..<h { for ww in 0..<w { for i in 0..<2 { for j in 0..<2 {
+            let xi = ((s * c * 4 + ch * 4 + i * 2 + j) * h + hh) * w + ww
+            let yi = ((s * c + ch) * h * 2 + hh * 2 + i) * w * 2 + ww * 2 + j
+            XCTAssertEqual(y.data[yi], x.data[xi])
+            XCTAssertEqual(x.grad!.data[xi], g.data[yi])
+        } } } } } }
+    }
+
     func testHandCheckedCase() {
         // One output channel, r = 2, 1x1 input: the 4 input channels become the 2x2 block in row-major order.
         let x = Tensor(shape: [1, 4, 1, 1], [1, 2, 3, 4])

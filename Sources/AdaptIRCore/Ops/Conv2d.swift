@@ -19,36 +19,14 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
     let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let cout = weight.shape[0], k = weight.shape[2]
     if let bias { precondition(bias.rank == 1 && bias.count == cout, "conv2d: bias \(bias.shape) does not match weight \(weight.shape)") }
-    let hw = h * w, kdim = cin * k * k
-    let band = convTileRows(kdim: kdim, height: h, width: w)
     let out = Tensor(uninitialized: [n, cout, h, w])
-    let xp = x.data, wp = weight.data, yp = out.data
-    // Images are independent: with several threads each takes whole images (same GEMMs as on one thread).
-    convForEachImage(n) { images in
-        let scratch: Buffer? = k == 1 ? nil : Buffer(count: kdim * band * w, zeroed: false)
-        for i in images {
-            let xi = xp + i * cin * hw, yi = yp + i * cout * hw
-            if let bias {
-                let b = bias.data
-                for o in 0..<cout { (yi + o * hw).update(repeating: b[o], count: hw) }
-            }
-            guard let scratch else {
-                BLAS.gemm(transA: false, transB: false, m: cout, n: hw, k: kdim, a: wp, lda: kdim, b: xi, ldb: hw,
-                          beta: bias == nil ? 0 : 1, c: yi, ldc: hw)
-                continue
-            }
-            for r0 in stride(from: 0, to: h, by: band) {
-                let r1 = min(h, r0 + band), tw = (r1 - r0) * w
-                convIm2col(xi, channels: cin, height: h, width: w, k: k, rows: r0, r1, cols: scratch.base)
-                BLAS.gemm(transA: false, transB: false, m: cout, n: tw, k: kdim, a: wp, lda: kdim, b: scratch.base, ldb: tw,
-                          beta: bias == nil ? 0 : 1, c: yi + r0 * w, ldc: hw)
-            }
-        }
-    }
+    convForward(x.data, images: n, channels: cin, height: h, width: w, weight: weight.data, outChannels: cout, k: k,
+                bias: bias?.data, accumulate: false, into: out.data)
     // The backward reads x only for the weight's gradient (im2col again), W only for x's; never the output.
     let saves = [weight.requiresGrad, x.requiresGrad] + (bias == nil ? [] : [false])
     Autograd.record(out, op: "conv2d", parents: bias.map { [x, weight, $0] } ?? [x, weight], saves: saves, savesOutput: false) { g in
-        let gp = g.data
+        let gp = g.data, hw = h * w, kdim = cin * k * k
+        let band = convTileRows(kdim: kdim, height: h, width: w)
         if let bias, bias.requiresGrad {
             let gb = bias.gradData()
             for i in 0..<n {
@@ -60,7 +38,16 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
                 }
             }
         }
-        let needW = weight.requiresGrad, needX = x.requiresGrad
+        let needW = weight.requiresGrad
+        var needX = x.requiresGrad
+        if needX && k > 1 && cout < cin {
+            // Fewer output than input channels (the final 16 -> 3 conv): dX is the convolution of dY with the
+            // flipped, transposed kernel, whose im2col has Cout*k*k rows instead of the Cin*k*k of col2im's.
+            let flipped = convFlippedTransposed(weight.data, outChannels: cout, channels: cin, k: k)
+            convForward(gp, images: n, channels: cout, height: h, width: w, weight: flipped.base, outChannels: cin, k: k,
+                        bias: nil, accumulate: true, into: x.gradData())
+            needX = false
+        }
         guard needW || needX else { return }
         let xp: UnsafeMutablePointer<Float>? = needW ? x.data : nil
         let wp: UnsafeMutablePointer<Float>? = needX ? weight.data : nil
@@ -106,6 +93,103 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
         }
     }
     return out
+}
+
+/// y[i] = conv(x[i], W) + bias, or y[i] += conv(x[i], W) with `accumulate` (no bias then: the input gradient of a
+/// conv with fewer output than input channels), for `images` images: the forward of `conv2d` on raw storage.
+func convForward(_ xp: UnsafePointer<Float>, images n: Int, channels cin: Int, height h: Int, width w: Int,
+                 weight wp: UnsafePointer<Float>, outChannels cout: Int, k: Int, bias: UnsafePointer<Float>?,
+                 accumulate: Bool, into yp: UnsafeMutablePointer<Float>) {
+    let hw = h * w, kdim = cin * k * k
+    let band = convTileRows(kdim: kdim, height: h, width: w)
+    precondition(!(accumulate && bias != nil), "convForward: accumulate takes no bias")
+    if k == 3 && cout == 3 && !accumulate {
+        convDirect3x3To3(xp, images: n, channels: cin, height: h, width: w, weight: wp, bias: bias, into: yp)
+        return
+    }
+    let beta: Float = bias != nil || accumulate ? 1 : 0
+    // Images are independent: with several threads each takes whole images (same GEMMs as on one thread).
+    convForEachImage(n) { images in
+        let scratch: Buffer? = k == 1 ? nil : Buffer(count: kdim * band * w, zeroed: false)
+        for i in images {
+            let xi = xp + i * cin * hw, yi = yp + i * cout * hw
+            if let bias { for o in 0..<cout { (yi + o * hw).update(repeating: bias[o], count: hw) } }
+            guard let scratch else {
+                BLAS.gemm(transA: false, transB: false, m: cout, n: hw, k: kdim, a: wp, lda: kdim, b: xi, ldb: hw,
+                          beta: beta, c: yi, ldc: hw)
+                continue
+            }
+            for r0 in stride(from: 0, to: h, by: band) {
+                let r1 = min(h, r0 + band), tw = (r1 - r0) * w
+                convIm2col(xi, channels: cin, height: h, width: w, k: k, rows: r0, r1, cols: scratch.base)
+                BLAS.gemm(transA: false, transB: false, m: cout, n: tw, k: kdim, a: wp, lda: kdim, b: scratch.base, ldb: tw,
+                          beta: beta, c: yi + r0 * w, ldc: hw)
+            }
+        }
+    }
+}
+
+/// The forward of a 3x3 convolution to 3 output channels (IPT's last conv, n_feats -> RGB), computed directly: as a
+/// GEMM its M is 3 and OpenBLAS runs it at about 20 % of its rate, after an im2col of 9 x Cin rows. Here each image
+/// is copied once into a zero-bordered buffer and every 24 output pixels of a row accumulate in 9 vector registers
+/// (3 channels x 3 vectors of 8) over the Cin x 9 taps.
+func convDirect3x3To3(_ xp: UnsafePointer<Float>, images n: Int, channels cin: Int, height h: Int, width w: Int,
+                      weight wp: UnsafePointer<Float>, bias: UnsafePointer<Float>?, into yp: UnsafeMutablePointer<Float>) {
+    typealias V = SIMD8<Float>
+    let chunk = 24, wr = (w + chunk - 1) / chunk * chunk, pw = wr + 2, ph = h + 2, hw = h * w
+    let b0 = bias?[0] ?? 0, b1 = bias?[1] ?? 0, b2 = bias?[2] ?? 0
+    convForEachImage(n) { images in
+        // Row yy + 1, column xx + 1 of plane c holds x[c, yy, xx]; the border and the columns past w + 1 stay 0.
+        let padded = Buffer(count: cin * ph * pw, zeroed: true)
+        let rowOut = Buffer(count: 3 * wr, zeroed: false)
+        let pb = padded.base, ro = UnsafeMutableRawPointer(rowOut.base)
+        for i in images {
+            for c in 0..<cin {
+                for yy in 0..<h { (pb + (c * ph + yy + 1) * pw + 1).update(from: xp + (i * cin + c) * hw + yy * w, count: w) }
+            }
+            for yy in 0..<h {
+                for x0 in stride(from: 0, to: wr, by: chunk) {
+                    var a00 = V(repeating: b0), a01 = a00, a02 = a00
+                    var a10 = V(repeating: b1), a11 = a10, a12 = a10
+                    var a20 = V(repeating: b2), a21 = a20, a22 = a20
+                    for c in 0..<cin {
+                        for ky in 0..<3 {
+                            let rp = UnsafeRawPointer(pb + (c * ph + yy + ky) * pw + x0)
+                            let wk = wp + c * 9 + ky * 3
+                            for kx in 0..<3 {
+                                let v0 = rp.loadUnaligned(fromByteOffset: kx * 4, as: V.self)
+                                let v1 = rp.loadUnaligned(fromByteOffset: kx * 4 + 32, as: V.self)
+                                let v2 = rp.loadUnaligned(fromByteOffset: kx * 4 + 64, as: V.self)
+                                let w0 = V(repeating: wk[kx]), w1 = V(repeating: wk[cin * 9 + kx]), w2 = V(repeating: wk[2 * cin * 9 + kx])
+                                a00 = a00.addingProduct(v0, w0); a01 = a01.addingProduct(v1, w0); a02 = a02.addingProduct(v2, w0)
+                                a10 = a10.addingProduct(v0, w1); a11 = a11.addingProduct(v1, w1); a12 = a12.addingProduct(v2, w1)
+                                a20 = a20.addingProduct(v0, w2); a21 = a21.addingProduct(v1, w2); a22 = a22.addingProduct(v2, w2)
+                            }
+                        }
+                    }
+                    for (o, a) in [(0, (a00, a01, a02)), (1, (a10, a11, a12)), (2, (a20, a21, a22))] {
+                        let off = (o * wr + x0) * 4
+                        ro.storeBytes(of: a.0, toByteOffset: off, as: V.self)
+                        ro.storeBytes(of: a.1, toByteOffset: off + 32, as: V.self)
+                        ro.storeBytes(of: a.2, toByteOffset: off + 64, as: V.self)
+                    }
+                }
+                for o in 0..<3 { (yp + (i * 3 + o) * hw + yy * w).update(from: rowOut.base + o * wr, count: w) }
+            }
+        }
+    }
+}
+
+/// W'[c, o, ki, kj] = W[o, c, k-1-ki, k-1-kj]: the kernel whose convolution of dY is dX (stride 1, same padding).
+func convFlippedTransposed(_ wp: UnsafePointer<Float>, outChannels cout: Int, channels cin: Int, k: Int) -> Buffer {
+    let kk = k * k
+    let t = Buffer(count: cout * cin * kk, zeroed: false)
+    for o in 0..<cout {
+        for c in 0..<cin {
+            for j in 0..<kk { t.base[(c * cout + o) * kk + (kk - 1 - j)] = wp[(o * cin + c) * kk + j] }
+        }
+    }
+    return t
 }
 
 /// body(range of images) on the rank's threads, whole images per thread, when the images divide well among them

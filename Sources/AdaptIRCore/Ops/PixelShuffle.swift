@@ -27,6 +27,15 @@ private func pixelShufflePermute(_ small: UnsafeMutablePointer<Float>, _ big: Un
     Parallel.forRows(planes, rowLength: hw * r * r) { range in
         for p in range {
             for i in 0..<r {
+                if r == 2 {
+                    // Both sub-columns of an output row at once: interleave (or split) two input rows, 8 floats each.
+                    let s0 = small + (p * 4 + i * 2) * hw, s1 = s0 + hw
+                    let b = big + p * hw * 4 + i * bigW
+                    for hh in 0..<hgt {
+                        pixelShuffleRow2(s0 + hh * wid, s1 + hh * wid, b + hh * 2 * bigW, width: wid, inverse: inverse)
+                    }
+                    continue
+                }
                 for j in 0..<r {
                     let s = small + ((p * r + i) * r + j) * hw
                     let b = big + p * hw * r * r + i * bigW + j
@@ -42,5 +51,33 @@ private func pixelShufflePermute(_ small: UnsafeMutablePointer<Float>, _ big: Un
                 }
             }
         }
+    }
+}
+
+/// One output row of a factor-2 shuffle: big[2w] = s0[w], big[2w+1] = s1[w] (or, inverse, s0[w] += big[2w] and
+/// s1[w] += big[2w+1]).
+@inline(__always)
+private func pixelShuffleRow2(_ s0: UnsafeMutablePointer<Float>, _ s1: UnsafeMutablePointer<Float>,
+                              _ big: UnsafeMutablePointer<Float>, width wid: Int, inverse: Bool) {
+    let r0 = UnsafeMutableRawPointer(s0), r1 = UnsafeMutableRawPointer(s1), rb = UnsafeMutableRawPointer(big)
+    var w = 0
+    while w + 8 <= wid {
+        if inverse {
+            let v = rb.loadUnaligned(fromByteOffset: w * 8, as: SIMD16<Float>.self)
+            r0.storeBytes(of: r0.loadUnaligned(fromByteOffset: w * 4, as: SIMD8<Float>.self) + v.evenHalf,
+                          toByteOffset: w * 4, as: SIMD8<Float>.self)
+            r1.storeBytes(of: r1.loadUnaligned(fromByteOffset: w * 4, as: SIMD8<Float>.self) + v.oddHalf,
+                          toByteOffset: w * 4, as: SIMD8<Float>.self)
+        } else {
+            var v = SIMD16<Float>()
+            v.evenHalf = r0.loadUnaligned(fromByteOffset: w * 4, as: SIMD8<Float>.self)
+            v.oddHalf = r1.loadUnaligned(fromByteOffset: w * 4, as: SIMD8<Float>.self)
+            rb.storeBytes(of: v, toByteOffset: w * 8, as: SIMD16<Float>.self)
+        }
+        w += 8
+    }
+    while w < wid {
+        if inverse { s0[w] += big[2 * w]; s1[w] += big[2 * w + 1] } else { big[2 * w] = s0[w]; big[2 * w + 1] = s1[w] }
+        w += 1
     }
 }
