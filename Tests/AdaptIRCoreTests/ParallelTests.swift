@@ -115,6 +115,10 @@ final class ParallelTests: XCTestCase {
         let perChannel = rng.tensor([4, 8, 1, 1]), perPlane = rng.tensor([1, 8, 1, 1]), perPixel = rng.tensor([4, 1, 48, 48])
         let rows = rng.tensor([600, 144]), lnW = rng.tensor([144]), lnB = rng.tensor([144])
         let w3 = rng.tensor([8, 8, 3, 3], -0.3, 0.3), w1 = rng.tensor([8, 8, 1, 1]), cb = rng.tensor([8])
+        let toRGB = rng.tensor([3, 8, 3, 3], -0.3, 0.3), rgbB = rng.tensor([3])
+        let dw = rng.tensor([8, 1, 3, 3], -0.3, 0.3), fcW = rng.tensor([192, 144], -0.1, 0.1), fcB = rng.tensor([192])
+        let complex = rng.tensor([4, 8, 48, 48, 2], -2, 2), phase = rng.tensor([4, 8, 48, 48], -3, 3)
+        let tokens = rng.tensor([4, 256, 72])
         let cases: [(String, [Tensor], [Bool]?, ([Tensor]) -> Tensor)] = [
             ("relu", [big], nil, { relu($0[0]) }),
             ("gelu", [big], nil, { gelu($0[0]) }),
@@ -137,6 +141,17 @@ final class ParallelTests: XCTestCase {
             ("conv3x3, trained weight", [big, w3, cb], nil, { conv2d($0[0], $0[1], $0[2]) }),
             ("conv1x1, frozen weight", [big, w1], [true, false], { conv2d($0[0], $0[1]) }),
             ("l1Loss", [big, other], nil, { l1Loss($0[0], $0[1]) }),
+            ("conv3x3 to 3 channels, frozen weight", [big, toRGB, rgbB], [true, false, false], { conv2d($0[0], $0[1], $0[2]) }),
+            ("conv3x3 to 3 channels, trained weight", [big, toRGB, rgbB], nil, { conv2d($0[0], $0[1], $0[2]) }),
+            ("depthwise conv", [big, dw, cb], nil, { depthwiseConv2d($0[0], $0[1], $0[2]) }),
+            ("linearReLU, frozen weight", [rows, fcW, fcB], [true, false, false], { linearReLU($0[0], $0[1], $0[2]) }),
+            ("complexAbs", [complex], nil, { complexAbs($0[0]) }),
+            ("complexAngle", [complex], nil, { complexAngle($0[0]) }),
+            ("polar", [big, phase], nil, { polar(magnitude: $0[0], phase: $0[1]) }),
+            ("permute, tiled transpose", [big], nil, { permute($0[0], [0, 2, 3, 1]) }),
+            ("permute, row copies", [big], nil, { permute($0[0], [0, 2, 1, 3]) }),
+            ("unfold", [big], nil, { unfold($0[0], patch: 3) }),
+            ("fold", [tokens], nil, { fold($0[0], channels: 8, height: 48, width: 48, patch: 3) }),
         ]
         let saved = BLAS.splitMNK
         defer { BLAS.splitMNK = saved }

@@ -18,21 +18,24 @@ public func depthwiseConv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil
     let out = Tensor(uninitialized: x.shape)
     let xp = x.data, wp = weight.data, yp = out.data
     let bp = bias?.data
-    for plane in 0..<(n * ch) {
-        let c = plane % ch
-        let xc = xp + plane * hw, yc = yp + plane * hw, wc = wp + c * kk
-        yc.update(repeating: bp.map { $0[c] } ?? 0, count: hw)
-        for ki in 0..<k {
-            let dy = ki - pad
-            let (h0, h1) = convValidRange(size: hgt, offset: dy)
-            for kj in 0..<k {
-                let dx = kj - pad
-                let (w0, w1) = convValidRange(size: wid, offset: dx)
-                let wv = wc[ki * k + kj]
-                for hh in h0..<h1 {
-                    let dst = yc + hh * wid
-                    let src = xc + (hh + dy) * wid + dx
-                    for ww in w0..<w1 { dst[ww] += wv * src[ww] }
+    // Planes are independent: split over the rank's threads.
+    Parallel.forRows(n * ch, rowLength: hw * kk) { planes in
+        for plane in planes {
+            let c = plane % ch
+            let xc = xp + plane * hw, yc = yp + plane * hw, wc = wp + c * kk
+            yc.update(repeating: bp.map { $0[c] } ?? 0, count: hw)
+            for ki in 0..<k {
+                let dy = ki - pad
+                let (h0, h1) = convValidRange(size: hgt, offset: dy)
+                for kj in 0..<k {
+                    let dx = kj - pad
+                    let (w0, w1) = convValidRange(size: wid, offset: dx)
+                    let wv = wc[ki * k + kj]
+                    for hh in h0..<h1 {
+                        let dst = yc + hh * wid
+                        let src = xc + (hh + dy) * wid + dx
+                        for ww in w0..<w1 { dst[ww] += wv * src[ww] }
+                    }
                 }
             }
         }
@@ -42,36 +45,41 @@ public func depthwiseConv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil
         let gb: UnsafeMutablePointer<Float>? = (bias?.requiresGrad ?? false) ? bias!.gradData() : nil
         let gw: UnsafeMutablePointer<Float>? = weight.requiresGrad ? weight.gradData() : nil
         let gx: UnsafeMutablePointer<Float>? = x.requiresGrad ? x.gradData() : nil
-        for plane in 0..<(n * ch) {
-            let c = plane % ch
-            let gc = gp + plane * hw, xc = xp + plane * hw
-            if let gb {
-                var s: Float = 0
-                for j in 0..<hw { s += gc[j] }
-                gb[c] += s
-            }
-            for ki in 0..<k {
-                let dy = ki - pad
-                let (h0, h1) = convValidRange(size: hgt, offset: dy)
-                for kj in 0..<k {
-                    let dx = kj - pad
-                    let (w0, w1) = convValidRange(size: wid, offset: dx)
-                    if let gw {
+        // Split by channel: each channel's dW and db still add up its samples in order (any thread count).
+        Parallel.forRows(ch, rowLength: n * hw * kk) { channels in
+            for c in channels {
+                for sample in 0..<n {
+                    let plane = sample * ch + c
+                    let gc = gp + plane * hw, xc = xp + plane * hw
+                    if let gb {
                         var s: Float = 0
-                        for hh in h0..<h1 {
-                            let gr = gc + hh * wid
-                            let xr = xc + (hh + dy) * wid + dx
-                            for ww in w0..<w1 { s += gr[ww] * xr[ww] }
-                        }
-                        gw[c * kk + ki * k + kj] += s
+                        for j in 0..<hw { s += gc[j] }
+                        gb[c] += s
                     }
-                    if let gx {
-                        let wv = wp[c * kk + ki * k + kj]
-                        let gxc = gx + plane * hw
-                        for hh in h0..<h1 {
-                            let gr = gc + hh * wid
-                            let dst = gxc + (hh + dy) * wid + dx
-                            for ww in w0..<w1 { dst[ww] += wv * gr[ww] }
+                    for ki in 0..<k {
+                        let dy = ki - pad
+                        let (h0, h1) = convValidRange(size: hgt, offset: dy)
+                        for kj in 0..<k {
+                            let dx = kj - pad
+                            let (w0, w1) = convValidRange(size: wid, offset: dx)
+                            if let gw {
+                                var s: Float = 0
+                                for hh in h0..<h1 {
+                                    let gr = gc + hh * wid
+                                    let xr = xc + (hh + dy) * wid + dx
+                                    for ww in w0..<w1 { s += gr[ww] * xr[ww] }
+                                }
+                                gw[c * kk + ki * k + kj] += s
+                            }
+                            if let gx {
+                                let wv = wp[c * kk + ki * k + kj]
+                                let gxc = gx + plane * hw
+                                for hh in h0..<h1 {
+                                    let gr = gc + hh * wid
+                                    let dst = gxc + (hh + dy) * wid + dx
+                                    for ww in w0..<w1 { dst[ww] += wv * gr[ww] }
+                                }
+                            }
                         }
                     }
                 }

@@ -77,7 +77,8 @@ private func linearOp(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, rows: Rang
     return out
 }
 
-/// One bit per element: whether `y[i] > 0` (1/32 of the activation), built and applied 8 lanes at a time.
+/// One bit per element: whether `y[i] > 0` (1/32 of the activation), built and applied 8 lanes at a time, in
+/// chunks over the rank's threads.
 private struct PositiveMask {
     let bytes: [UInt8]
     let count: Int
@@ -89,9 +90,11 @@ private struct PositiveMask {
         b.withUnsafeMutableBufferPointer { bp in
             let raw = UnsafeRawPointer(y)
             let weights = SIMD8<Int32>(1, 2, 4, 8, 16, 32, 64, 128), zero = SIMD8<Int32>(repeating: 0)
-            for j in 0..<full {
-                let v = raw.loadUnaligned(fromByteOffset: j * 32, as: SIMD8<Float>.self)
-                bp[j] = UInt8(truncatingIfNeeded: zero.replacing(with: weights, where: v .> 0).wrappedSum())
+            Parallel.forChunks(full, grain: Parallel.elementGrain / 8) { range in
+                for j in range {
+                    let v = raw.loadUnaligned(fromByteOffset: j * 32, as: SIMD8<Float>.self)
+                    bp[j] = UInt8(truncatingIfNeeded: zero.replacing(with: weights, where: v .> 0).wrappedSum())
+                }
             }
             if full * 8 < count {
                 var last: UInt8 = 0
@@ -109,9 +112,11 @@ private struct PositiveMask {
         bytes.withUnsafeBufferPointer { bp in
             PositiveMask.laneMasks.withUnsafeBufferPointer { table in
                 let graw = UnsafeRawPointer(g), oraw = UnsafeMutableRawPointer(out)
-                for j in 0..<full {
-                    let gv = graw.loadUnaligned(fromByteOffset: j * 32, as: SIMD8<UInt32>.self)
-                    oraw.storeBytes(of: gv & table[Int(bp[j])], toByteOffset: j * 32, as: SIMD8<UInt32>.self)
+                Parallel.forChunks(full, grain: Parallel.elementGrain / 8) { range in
+                    for j in range {
+                        let gv = graw.loadUnaligned(fromByteOffset: j * 32, as: SIMD8<UInt32>.self)
+                        oraw.storeBytes(of: gv & table[Int(bp[j])], toByteOffset: j * 32, as: SIMD8<UInt32>.self)
+                    }
                 }
             }
             for i in (full * 8)..<count { out[i] = (bp[full] >> UInt8(i - full * 8)) & 1 != 0 ? g[i] : 0 }

@@ -4,8 +4,20 @@ public func l1Loss(_ prediction: Tensor, _ target: Tensor) -> Tensor {
     precondition(prediction.shape == target.shape, "l1Loss: prediction \(prediction.shape) vs target \(target.shape)")
     let n = prediction.count
     let p = prediction.data, t = target.data
-    var s: Double = 0
-    for i in 0..<n { s += Double(Swift.abs(p[i] - t[i])) }
+    // Fixed blocks summed in Double on the rank's threads, then added in block order: the same value for any
+    // thread count.
+    let block = Parallel.elementGrain, blocks = (n + block - 1) / block
+    var partial = [Double](repeating: 0, count: blocks)
+    partial.withUnsafeMutableBufferPointer { part in
+        Parallel.forRanges(blocks, grain: 1) { r in
+            for b in r {
+                var acc: Double = 0
+                for i in (b * block)..<min(n, (b + 1) * block) { acc += Double(Swift.abs(p[i] - t[i])) }
+                part[b] = acc
+            }
+        }
+    }
+    let s = partial.reduce(0, +)
     let out = Tensor(shape: [], [n == 0 ? .nan : Float(s / Double(n))])
     Autograd.record(out, op: "l1Loss", parents: [prediction, target]) { g in
         let v = g.data[0] / Float(n)

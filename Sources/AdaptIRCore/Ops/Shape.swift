@@ -109,23 +109,33 @@ func permuteCopy(src: UnsafePointer<Float>, srcShape: [Int], perm: [Int], dst: U
     }
 }
 
-/// Odometer over every axis except `skip1` and `skip2`, giving (source offset, destination offset).
+/// Odometer over every axis except `skip1` and `skip2`, giving (source offset, destination offset). The positions
+/// are split over the rank's threads (each writes its own destination elements).
 @inline(__always)
 private func walk(_ size: [Int], _ sstr: [Int], _ dstr: [Int], skipping skip1: Int, _ skip2: Int,
                   _ body: (Int, Int) -> Void) {
     let axes = (0..<size.count).filter { $0 != skip1 && $0 != skip2 }
     let outer = axes.reduce(1) { $0 * size[$1] }
-    var idx = [Int](repeating: 0, count: axes.count)
-    var so = 0, d = 0
-    for _ in 0..<outer {
-        body(so, d)
-        var k = axes.count - 1
-        while k >= 0 {
+    let inner = size.count == 0 ? 1 : size[skip1] * (skip2 == skip1 ? 1 : size[skip2])
+    Parallel.forRanges(outer, grain: max(1, Parallel.elementGrain / max(inner, 1))) { range in
+        // The odometer at position range.lowerBound.
+        var idx = [Int](repeating: 0, count: axes.count)
+        var so = 0, d = 0, rest = range.lowerBound
+        for k in stride(from: axes.count - 1, through: 0, by: -1) {
             let ax = axes[k]
-            idx[k] += 1; so += sstr[ax]; d += dstr[ax]
-            if idx[k] < size[ax] { break }
-            so -= sstr[ax] * size[ax]; d -= dstr[ax] * size[ax]; idx[k] = 0
-            k -= 1
+            idx[k] = rest % size[ax]; rest /= size[ax]
+            so += idx[k] * sstr[ax]; d += idx[k] * dstr[ax]
+        }
+        for _ in range {
+            body(so, d)
+            var k = axes.count - 1
+            while k >= 0 {
+                let ax = axes[k]
+                idx[k] += 1; so += sstr[ax]; d += dstr[ax]
+                if idx[k] < size[ax] { break }
+                so -= sstr[ax] * size[ax]; d -= dstr[ax] * size[ax]; idx[k] = 0
+                k -= 1
+            }
         }
     }
 }

@@ -39,20 +39,23 @@ public func fold(_ tokens: Tensor, channels c: Int, height hgt: Int, width wid: 
 private func patchPermute(image: UnsafeMutablePointer<Float>, tokens: UnsafeMutablePointer<Float>,
                           n: Int, c: Int, height hgt: Int, width wid: Int, p: Int, toTokens: Bool, accumulate: Bool) {
     let gw = wid / p, gh = hgt / p, d = c * p * p, hw = hgt * wid
-    for s in 0..<n {
-        for bi in 0..<gh {
-            for bj in 0..<gw {
-                let tok = tokens + (s * gh * gw + bi * gw + bj) * d
-                for ch in 0..<c {
-                    let img = image + (s * c + ch) * hw + bi * p * wid + bj * p
-                    for ki in 0..<p {
-                        let t = tok + (ch * p + ki) * p
-                        let im = img + ki * wid
-                        switch (toTokens, accumulate) {
-                        case (true, false): for kj in 0..<p { t[kj] = im[kj] }
-                        case (true, true): for kj in 0..<p { t[kj] += im[kj] }
-                        case (false, false): for kj in 0..<p { im[kj] = t[kj] }
-                        case (false, true): for kj in 0..<p { im[kj] += t[kj] }
+    // Samples are independent: split over the rank's threads.
+    Parallel.forRows(n, rowLength: c * hw) { samples in
+        for s in samples {
+            for bi in 0..<gh {
+                for bj in 0..<gw {
+                    let tok = tokens + (s * gh * gw + bi * gw + bj) * d
+                    for ch in 0..<c {
+                        let img = image + (s * c + ch) * hw + bi * p * wid + bj * p
+                        for ki in 0..<p {
+                            let t = tok + (ch * p + ki) * p
+                            let im = img + ki * wid
+                            switch (toTokens, accumulate) {
+                            case (true, false): for kj in 0..<p { t[kj] = im[kj] }
+                            case (true, true): for kj in 0..<p { t[kj] += im[kj] }
+                            case (false, false): for kj in 0..<p { im[kj] = t[kj] }
+                            case (false, true): for kj in 0..<p { im[kj] += t[kj] }
+                            }
                         }
                     }
                 }

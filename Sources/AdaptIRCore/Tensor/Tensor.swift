@@ -23,7 +23,11 @@ public final class Buffer: @unchecked Sendable {
         let aligned = (Int(bitPattern: raw) + 63) & ~63
         base = UnsafeMutableRawPointer(bitPattern: aligned)!.bindMemory(to: Float.self, capacity: max(count, 1))
         self.count = count
-        if zeroed { base.initialize(repeating: 0, count: count) }
+        if zeroed {
+            // Gradients start as zeros: a large fill is split over the rank's threads like any pointwise loop.
+            let b = base
+            Parallel.forChunks(count) { r in (b + r.lowerBound).initialize(repeating: 0, count: r.count) }
+        }
         TensorMemory.change(by: count)
     }
 
