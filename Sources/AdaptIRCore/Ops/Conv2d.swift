@@ -44,8 +44,9 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
             // Fewer output than input channels (the final 16 -> 3 conv): dX is the convolution of dY with the
             // flipped, transposed kernel, whose im2col has Cout*k*k rows instead of the Cin*k*k of col2im's.
             let flipped = convFlippedTransposed(weight.data, outChannels: cout, channels: cin, k: k)
+            let (gx, fresh) = x.gradForOverwrite()
             convForward(gp, images: n, channels: cout, height: h, width: w, weight: flipped.base, outChannels: cin, k: k,
-                        bias: nil, accumulate: true, into: x.gradData())
+                        bias: nil, accumulate: !fresh, into: gx)
             needX = false
         }
         guard needW || needX else { return }

@@ -16,6 +16,9 @@ struct BroadcastPlan {
     /// Element strides of a and b along the collapsed dims (0 where broadcast).
     let sa: [Int]
     let sb: [Int]
+    /// Elements of a and of b.
+    let countA: Int
+    let countB: Int
 
     init(_ aShape: [Int], _ bShape: [Int], op: String) {
         let r = max(aShape.count, bShape.count)
@@ -48,6 +51,8 @@ struct BroadcastPlan {
         self.dims = dims
         self.sa = sa
         self.sb = sb
+        countA = accA
+        countB = accB
     }
 
     /// Inner row length and the operands' inner strides.
@@ -94,9 +99,10 @@ struct BroadcastPlan {
     }
 
     /// dst (shaped like operand a if `intoA`, else b) += scale * sum over broadcast dims of g * other, where g has
-    /// the output shape and `other` (optional) is the other operand. Used for gradients and for reductions.
+    /// the output shape and `other` (optional) is the other operand. Used for gradients and for reductions. With
+    /// `overwrite`, dst holds no values yet (a fresh gradient): = instead of +=.
     func reduceInto(_ dst: UnsafeMutablePointer<Float>, intoA: Bool, g: UnsafePointer<Float>,
-                    other: UnsafePointer<Float>?, scale: Float) {
+                    other: UnsafePointer<Float>?, scale: Float, overwrite: Bool = false) {
         let n = inner
         let sd = intoA ? innerA : innerB
         let so = intoA ? innerB : innerA
@@ -109,10 +115,24 @@ struct BroadcastPlan {
             } else if scale == 1 { for i in r { d[i] += gr[i] } }
             else { for i in r { d[i] += scale * gr[i] } }
         }
+        /// The same, storing.
+        @inline(__always) func store(_ d: UnsafeMutablePointer<Float>, _ gr: UnsafePointer<Float>,
+                                     _ orow: UnsafePointer<Float>?, _ r: Range<Int>) {
+            if let orow {
+                if so == 1 { for i in r { d[i] = scale * gr[i] * orow[i] } }
+                else { let v = scale * orow[0]; for i in r { d[i] = v * gr[i] } }
+            } else if scale == 1 { (d + r.lowerBound).update(from: gr + r.lowerBound, count: r.count) }
+            else { for i in r { d[i] = scale * gr[i] } }
+        }
         if dims.count == 1 && sd == 1 {
             // Same length, or the other operand broadcast: pointwise, split in chunks.
-            Parallel.forChunks(n) { r in accumulate(dst, g, other, r) }
+            if overwrite { Parallel.forChunks(n) { r in store(dst, g, other, r) } }
+            else { Parallel.forChunks(n) { r in accumulate(dst, g, other, r) } }
             return
+        }
+        if overwrite {
+            let count = intoA ? countA : countB
+            Parallel.forChunks(count) { r in (dst + r.lowerBound).update(repeating: 0, count: r.count) }
         }
         func row(_ o: Int, _ a: Int, _ b: Int) {
             let d = dst + (intoA ? a : b), gr = g + o
@@ -221,11 +241,14 @@ private func binary(_ a: Tensor, _ b: Tensor, _ op: BinaryOp, name: String) -> T
     let saves = op == .mul ? [b.requiresGrad, a.requiresGrad] : [false, false]
     Autograd.record(out, op: name, parents: [a, b], saves: saves, savesOutput: false) { g in
         if a.requiresGrad {
-            plan.reduceInto(a.gradData(), intoA: true, g: g.data, other: op == .mul ? UnsafePointer(b.data) : nil, scale: 1)
+            let (ga, fresh) = a.gradForOverwrite()
+            plan.reduceInto(ga, intoA: true, g: g.data, other: op == .mul ? UnsafePointer(b.data) : nil, scale: 1, overwrite: fresh)
         }
         if b.requiresGrad {
-            plan.reduceInto(b.gradData(), intoA: false, g: g.data, other: op == .mul ? UnsafePointer(a.data) : nil,
-                            scale: op == .sub ? -1 : 1)
+            // a + a: the second parent is the first, whose gradient now holds values.
+            let (gb, fresh) = b.gradForOverwrite()
+            plan.reduceInto(gb, intoA: false, g: g.data, other: op == .mul ? UnsafePointer(a.data) : nil,
+                            scale: op == .sub ? -1 : 1, overwrite: fresh)
         }
     }
     return out
@@ -257,8 +280,9 @@ public func scale(_ a: Tensor, _ s: Float) -> Tensor {
     let x = a.data, y = out.data
     Parallel.forChunks(a.count) { r in for i in r { y[i] = s * x[i] } }
     Autograd.record(out, op: "scale", parents: [a], saves: [false], savesOutput: false) { g in
-        let gx = a.gradData(), gy = g.data
-        Parallel.forChunks(a.count) { r in for i in r { gx[i] += s * gy[i] } }
+        let (gx, fresh) = a.gradForOverwrite(), gy = g.data
+        if fresh { Parallel.forChunks(a.count) { r in for i in r { gx[i] = s * gy[i] } } }
+        else { Parallel.forChunks(a.count) { r in for i in r { gx[i] += s * gy[i] } } }
     }
     return out
 }

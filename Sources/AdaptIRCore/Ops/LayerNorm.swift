@@ -34,7 +34,7 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e
     }
     Autograd.record(out, op: "layerNorm", parents: [x, weight, bias], saves: [true, true, false], savesOutput: false) { g in
         let gp = g.data, xp = x.data, wp = weight.data, sp = stats.data
-        let gx = x.requiresGrad ? x.gradData() : nil
+        let (gx, fresh): (UnsafeMutablePointer<Float>?, Bool) = x.requiresGrad ? x.gradForOverwrite() : (nil, false)
         let gw = weight.requiresGrad ? weight.gradData() : nil
         let gb = bias.requiresGrad ? bias.gradData() : nil
         // dweight and dbias sum over rows (in row order, on one thread); dx is per row (split over threads).
@@ -60,9 +60,10 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e
                 let b = Double(rs) * rowCenteredDot(xr, gr, wp, d, m)
                 let ma = Float(a / Double(d)), mb = Float(b / Double(d))
                 let gxr = gx + r * d
-                for i in 0..<d {
-                    let xh = (xr[i] - m) * rs
-                    gxr[i] += rs * (gr[i] * wp[i] - ma - xh * mb)
+                if fresh {
+                    for i in 0..<d { gxr[i] = rs * (gr[i] * wp[i] - ma - (xr[i] - m) * rs * mb) }
+                } else {
+                    for i in 0..<d { gxr[i] += rs * (gr[i] * wp[i] - ma - (xr[i] - m) * rs * mb) }
                 }
             }
         }

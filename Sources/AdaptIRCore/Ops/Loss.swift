@@ -23,8 +23,9 @@ public func l1Loss(_ prediction: Tensor, _ target: Tensor) -> Tensor {
         let v = g.data[0] / Float(n)
         let p = prediction.data, t = target.data
         if prediction.requiresGrad {
-            let gp = prediction.gradData()
-            Parallel.forChunks(n) { r in for i in r { let d = p[i] - t[i]; if d > 0 { gp[i] += v } else if d < 0 { gp[i] -= v } } }
+            let (gp, fresh) = prediction.gradForOverwrite()
+            if fresh { Parallel.forChunks(n) { r in for i in r { let d = p[i] - t[i]; gp[i] = d > 0 ? v : d < 0 ? -v : 0 } } }
+            else { Parallel.forChunks(n) { r in for i in r { let d = p[i] - t[i]; if d > 0 { gp[i] += v } else if d < 0 { gp[i] -= v } } } }
         }
         if target.requiresGrad {
             let gt = target.gradData()

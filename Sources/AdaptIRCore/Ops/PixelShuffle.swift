@@ -10,18 +10,19 @@ public func pixelShuffle(_ x: Tensor, _ r: Int) -> Tensor {
     let (n, cin, hgt, wid) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let c = cin / (r * r)
     let out = Tensor(uninitialized: [n, c, hgt * r, wid * r])
-    pixelShufflePermute(x.data, out.data, planes: n * c, r: r, height: hgt, width: wid, inverse: false)
+    pixelShufflePermute(x.data, out.data, planes: n * c, r: r, height: hgt, width: wid, inverse: false, accumulate: false)
     Autograd.record(out, op: "pixelShuffle", parents: [x], saves: [false], savesOutput: false) { g in
-        pixelShufflePermute(x.gradData(), g.data, planes: n * c, r: r, height: hgt, width: wid, inverse: true)
+        let (gx, fresh) = x.gradForOverwrite()
+        pixelShufflePermute(gx, g.data, planes: n * c, r: r, height: hgt, width: wid, inverse: true, accumulate: !fresh)
     }
     return out
 }
 
 /// Forward (`inverse == false`): big[p, h*r+i, w*r+j] = small[p*r*r + i*r + j, h, w].
-/// Inverse (`inverse == true`): small[...] += big[...] (accumulating, for the gradient).
+/// Inverse (`inverse == true`): small[...] += big[...] (the gradient; = instead of += without `accumulate`).
 /// `small` is [planes*r*r, H, W], `big` is [planes, r*H, r*W].
 private func pixelShufflePermute(_ small: UnsafeMutablePointer<Float>, _ big: UnsafeMutablePointer<Float>,
-                                 planes: Int, r: Int, height hgt: Int, width wid: Int, inverse: Bool) {
+                                 planes: Int, r: Int, height hgt: Int, width wid: Int, inverse: Bool, accumulate: Bool) {
     let hw = hgt * wid, bigW = wid * r
     // Planes are independent: split over the rank's threads.
     Parallel.forRows(planes, rowLength: hw * r * r) { range in
@@ -32,7 +33,8 @@ private func pixelShufflePermute(_ small: UnsafeMutablePointer<Float>, _ big: Un
                     let s0 = small + (p * 4 + i * 2) * hw, s1 = s0 + hw
                     let b = big + p * hw * 4 + i * bigW
                     for hh in 0..<hgt {
-                        pixelShuffleRow2(s0 + hh * wid, s1 + hh * wid, b + hh * 2 * bigW, width: wid, inverse: inverse)
+                        pixelShuffleRow2(s0 + hh * wid, s1 + hh * wid, b + hh * 2 * bigW, width: wid, inverse: inverse,
+                                         accumulate: accumulate)
                     }
                     continue
                 }
@@ -42,8 +44,10 @@ private func pixelShufflePermute(_ small: UnsafeMutablePointer<Float>, _ big: Un
                     for hh in 0..<hgt {
                         let sr = s + hh * wid
                         let br = b + hh * r * bigW
-                        if inverse {
+                        if inverse && accumulate {
                             for ww in 0..<wid { sr[ww] += br[ww * r] }
+                        } else if inverse {
+                            for ww in 0..<wid { sr[ww] = br[ww * r] }
                         } else {
                             for ww in 0..<wid { br[ww * r] = sr[ww] }
                         }
@@ -55,19 +59,22 @@ private func pixelShufflePermute(_ small: UnsafeMutablePointer<Float>, _ big: Un
 }
 
 /// One output row of a factor-2 shuffle: big[2w] = s0[w], big[2w+1] = s1[w] (or, inverse, s0[w] += big[2w] and
-/// s1[w] += big[2w+1]).
+/// s1[w] += big[2w+1]; = without `accumulate`).
 @inline(__always)
 private func pixelShuffleRow2(_ s0: UnsafeMutablePointer<Float>, _ s1: UnsafeMutablePointer<Float>,
-                              _ big: UnsafeMutablePointer<Float>, width wid: Int, inverse: Bool) {
+                              _ big: UnsafeMutablePointer<Float>, width wid: Int, inverse: Bool, accumulate: Bool) {
     let r0 = UnsafeMutableRawPointer(s0), r1 = UnsafeMutableRawPointer(s1), rb = UnsafeMutableRawPointer(big)
     var w = 0
     while w + 8 <= wid {
         if inverse {
             let v = rb.loadUnaligned(fromByteOffset: w * 8, as: SIMD16<Float>.self)
-            r0.storeBytes(of: r0.loadUnaligned(fromByteOffset: w * 4, as: SIMD8<Float>.self) + v.evenHalf,
-                          toByteOffset: w * 4, as: SIMD8<Float>.self)
-            r1.storeBytes(of: r1.loadUnaligned(fromByteOffset: w * 4, as: SIMD8<Float>.self) + v.oddHalf,
-                          toByteOffset: w * 4, as: SIMD8<Float>.self)
+            var e = v.evenHalf, o = v.oddHalf
+            if accumulate {
+                e += r0.loadUnaligned(fromByteOffset: w * 4, as: SIMD8<Float>.self)
+                o += r1.loadUnaligned(fromByteOffset: w * 4, as: SIMD8<Float>.self)
+            }
+            r0.storeBytes(of: e, toByteOffset: w * 4, as: SIMD8<Float>.self)
+            r1.storeBytes(of: o, toByteOffset: w * 4, as: SIMD8<Float>.self)
         } else {
             var v = SIMD16<Float>()
             v.evenHalf = r0.loadUnaligned(fromByteOffset: w * 4, as: SIMD8<Float>.self)
@@ -77,7 +84,9 @@ private func pixelShuffleRow2(_ s0: UnsafeMutablePointer<Float>, _ s1: UnsafeMut
         w += 8
     }
     while w < wid {
-        if inverse { s0[w] += big[2 * w]; s1[w] += big[2 * w + 1] } else { big[2 * w] = s0[w]; big[2 * w + 1] = s1[w] }
+        if inverse && accumulate { s0[w] += big[2 * w]; s1[w] += big[2 * w + 1] }
+        else if inverse { s0[w] = big[2 * w]; s1[w] = big[2 * w + 1] }
+        else { big[2 * w] = s0[w]; big[2 * w + 1] = s1[w] }
         w += 1
     }
 }

@@ -12,7 +12,8 @@ public func unfold(_ x: Tensor, patch p: Int) -> Tensor {
     let out = Tensor(uninitialized: [n, l, c * p * p])
     patchPermute(image: x.data, tokens: out.data, n: n, c: c, height: hgt, width: wid, p: p, toTokens: true, accumulate: false)
     Autograd.record(out, op: "unfold", parents: [x]) { g in
-        patchPermute(image: x.gradData(), tokens: g.data, n: n, c: c, height: hgt, width: wid, p: p, toTokens: false, accumulate: true)
+        let (gx, fresh) = x.gradForOverwrite()
+        patchPermute(image: gx, tokens: g.data, n: n, c: c, height: hgt, width: wid, p: p, toTokens: false, accumulate: !fresh)
     }
     return out
 }
@@ -29,7 +30,8 @@ public func fold(_ tokens: Tensor, channels c: Int, height hgt: Int, width wid: 
     let out = Tensor(uninitialized: [n, c, hgt, wid])
     patchPermute(image: out.data, tokens: tokens.data, n: n, c: c, height: hgt, width: wid, p: p, toTokens: false, accumulate: false)
     Autograd.record(out, op: "fold", parents: [tokens]) { g in
-        patchPermute(image: g.data, tokens: tokens.gradData(), n: n, c: c, height: hgt, width: wid, p: p, toTokens: true, accumulate: true)
+        let (gt, fresh) = tokens.gradForOverwrite()
+        patchPermute(image: g.data, tokens: gt, n: n, c: c, height: hgt, width: wid, p: p, toTokens: true, accumulate: !fresh)
     }
     return out
 }

@@ -228,6 +228,16 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
         return g.data
     }
 
+    /// For a backward that writes every element of this tensor's gradient: its storage, and whether it was just
+    /// made (`fresh`: uninitialized, so the caller stores instead of adding). Saves the zero fill and a read of the
+    /// destination for the first (usually only) gradient a tensor receives.
+    public func gradForOverwrite() -> (pointer: UnsafeMutablePointer<Float>, fresh: Bool) {
+        if let g = grad { return (g.data, false) }
+        let g = Tensor(uninitialized: shape)
+        grad = g
+        return (g.data, true)
+    }
+
     /// Zeroes the accumulated gradient (keeps the storage, so a flat gradient buffer stays in place).
     public func zeroGrad() { grad?.fill(0) }
 
