@@ -43,6 +43,8 @@ final class ConvTests: XCTestCase {
         checkGradients([rng.tensor([2, 3, 5, 5]), rng.tensor([2, 3, 5, 5]), rng.tensor([2])]) { conv2d($0[0], $0[1], $0[2]) }
         checkGradients([rng.tensor([2, 3, 5, 4]), rng.tensor([5, 3, 1, 1]), rng.tensor([5])]) { conv2d($0[0], $0[1], $0[2]) }
         checkGradients([rng.tensor([2, 3, 4, 5]), rng.tensor([2, 3, 3, 3])]) { conv2d($0[0], $0[1]) }
+        // To 3 channels (the direct kernels, forward and dW): a row of one 8-pixel vector and a 3-pixel tail.
+        checkGradients([rng.tensor([2, 4, 5, 11]), rng.tensor([3, 4, 3, 3]), rng.tensor([3])]) { conv2d($0[0], $0[1], $0[2]) }
     }
 
     /// Large enough that im2col works in several row bands (Cin*k*k ~ 600, W = 16: bands of 32 rows, H = 40), too big
