@@ -25,9 +25,11 @@ private func naiveConv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, groups: Int = 1) 
 final class ConvTests: XCTestCase {
     func testConv2dForwardMatchesNaive() {
         var rng = TestRNG(seed: 11)
-        // (16, 3, 3, 7, 50): the direct 3x3 -> 3 channels kernel, two 24-pixel chunks and a partial one per row.
+        // Up to 16 output channels the direct kernel (groups of 4; (4, 6, ...) ends in a half group; (16, 3, 3, 7, 50):
+        // two 24-pixel chunks and a partial one per row), above it im2col + GEMM.
         for (cin, cout, k, h, w) in [(3, 4, 3, 5, 5), (3, 2, 5, 5, 6), (4, 3, 1, 5, 4), (2, 3, 5, 3, 2), (2, 2, 7, 4, 3),
-                                     (16, 3, 3, 7, 50), (5, 3, 3, 3, 24)] {
+                                     (16, 3, 3, 7, 50), (5, 3, 3, 3, 24), (4, 6, 5, 6, 30), (3, 20, 3, 5, 7),
+                                     (2, 17, 5, 4, 9)] {
             let x = rng.tensor([2, cin, h, w]), wt = rng.tensor([cout, cin, k, k]), b = rng.tensor([cout])
             let y = conv2d(x, wt, b)
             XCTAssertEqual(y.shape, [2, cout, h, w])
