@@ -139,8 +139,9 @@ func convForward(_ xp: UnsafePointer<Float>, images n: Int, channels cin: Int, h
 
 /// Convs with at most this many output channels (and k > 1) run `convDirectForward` instead of im2col + GEMM.
 /// Measured at preset small, batch 16, 1 thread, interleaved runs: the head's 3 -> 16 and 5x5 16 -> 16 convs and the
-/// last 16 -> 3 conv direct made the forward 6-19 ms faster in three pairs (213-225 against 222-237 ms); the tail's 16 -> 64 convs
-/// direct as well changed nothing measurable, so they stay GEMMs (as do all of preset ipt's but its last).
+/// last 16 -> 3 conv direct made the forward 6-19 ms faster in three pairs (213-225 against 222-237 ms); the tail's
+/// 16 -> 64 convs direct as well changed nothing measurable, so they stay GEMMs (as do all of preset ipt's but its
+/// last).
 let convDirectMaxOutChannels = 16
 
 /// The forward of a convolution computed directly, for convs whose GEMM is narrow (few output channels) and whose
