@@ -110,9 +110,9 @@ func convForward(_ xp: UnsafePointer<Float>, images n: Int, channels cin: Int, h
     let hw = h * w, kdim = cin * k * k
     let band = convTileRows(kdim: kdim, height: h, width: w)
     precondition(!(accumulate && bias != nil), "convForward: accumulate takes no bias")
-    if !accumulate && k > 1 && cout <= convDirectMaxOutChannels {
+    if k > 1 && cout <= convDirectMaxOutChannels {
         convDirectForward(xp, images: n, channels: cin, height: h, width: w, weight: wp, outChannels: cout, k: k,
-                          bias: bias, into: yp)
+                          bias: bias, accumulate: accumulate, into: yp)
         return
     }
     let beta: Float = bias != nil || accumulate ? 1 : 0
@@ -149,9 +149,10 @@ let convDirectMaxOutChannels = 16
 /// at about 20 % of its rate) and the head's 5x5 convs at narrow presets. Each image is copied once into a
 /// zero-bordered buffer; output channels go in groups of 4 (weights regrouped so a group's 4 values per tap are
 /// adjacent), and 24 output pixels of a row x 4 channels accumulate in 12 vector registers over the Cin x k x k taps.
+/// With `accumulate` each finished sum is added to y (a gradient's second use then adds exactly its first's value).
 func convDirectForward(_ xp: UnsafePointer<Float>, images n: Int, channels cin: Int, height h: Int, width w: Int,
                        weight wp: UnsafePointer<Float>, outChannels cout: Int, k: Int, bias: UnsafePointer<Float>?,
-                       into yp: UnsafeMutablePointer<Float>) {
+                       accumulate: Bool, into yp: UnsafeMutablePointer<Float>) {
     typealias V = SIMD8<Float>
     let chunk = 24, wr = (w + chunk - 1) / chunk * chunk, pw = wr + k - 1, ph = h + k - 1, pad = k / 2
     let hw = h * w, kk = k * k, groups = (cout + 3) / 4
@@ -207,7 +208,8 @@ func convDirectForward(_ xp: UnsafePointer<Float>, images n: Int, channels cin: 
                         }
                     }
                     for j in 0..<min(4, cout - 4 * g) {
-                        (yp + (i * cout + 4 * g + j) * hw + yy * w).update(from: rowOut.base + j * wr, count: w)
+                        let dst = yp + (i * cout + 4 * g + j) * hw + yy * w, src = rowOut.base + j * wr
+                        if accumulate { for x in 0..<w { dst[x] += src[x] } } else { dst.update(from: src, count: w) }
                     }
                 }
             }
