@@ -64,6 +64,8 @@ struct BenchModel: ParsableCommand {
         let s = p.scales[task]
         let target = sr.tensor([batch, 3, 48 * s, 48 * s])
         let cost = ModelCost(preset: p, task: task, method: model.method)
+        let trainsBackbone = model.store.specs.contains { $0.role == .backbone && model.method.trainsTensor($0) }
+        let backwardFLOPs = cost.backward(trainsBackbone: trainsBackbone)
 
         // Raw sgemm at the body's main shape, measured in this process beside the model: best of a run before
         // and a run after the model (a shared host's noise lowers single runs).
@@ -109,12 +111,13 @@ struct BenchModel: ParsableCommand {
             print(name.padding(toLength: 34, withPad: " ", startingAt: 0)
                   + String(format: "%9.3f s/patch %9.1f GFLOP/s %6.0f%% of sgemm", seconds / n, rate, 100 * rate / sgemmRate))
         }
-        print(String(format: "FLOPs per patch (analytic): forward %.2f G, adapter-only backward %.2f G", cost.forward / 1e9, cost.adapterBackward / 1e9))
+        print(String(format: "FLOPs per patch (analytic): forward %.2f G, %@ backward %.2f G", cost.forward / 1e9,
+                     trainsBackbone ? "whole-model (2x forward)" : "adapter-only", backwardFLOPs / 1e9))
         print(String(format: "sgemm 2048x576x576 beside it: %.1f GFLOP/s (best of %.1f before and %.1f after the model)", sgemmRate, sgemmBefore, sgemmAfter))
         row("forward (inference, eval mode)", tInfer, cost.forward)
         row("forward (training, graph kept)", tFwd, cost.forward)
-        row("backward (adapter only)", tBwd, cost.adapterBackward)
-        row("training step (forward+backward)", tFwd + tBwd, cost.forward + cost.adapterBackward)
+        row(trainsBackbone ? "backward (whole model)" : "backward (adapter only)", tBwd, backwardFLOPs)
+        row("training step (forward+backward)", tFwd + tBwd, cost.forward + backwardFLOPs)
         if let prof = inferenceProfile {
             print("sgemm by shape, inference forward (\(repeats) timed runs):")
             for line in prof.report(top: 12) { print("  " + line) }

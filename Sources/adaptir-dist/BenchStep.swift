@@ -104,7 +104,7 @@ struct BenchStep: ParsableCommand {
 
         let cost = ModelCost(preset: p, task: task, method: model.method)
         let trainsBackbone = model.store.specs.contains { $0.role == .backbone && model.method.trainsTensor($0) }
-        let backwardFLOPs = trainsBackbone ? 2 * cost.forward : cost.adapterBackward
+        let backwardFLOPs = cost.backward(trainsBackbone: trainsBackbone)
         let flops = (cost.forward + backwardFLOPs) * Double(batch)
         let gflops = flops / stepMedian / 1e9
         let fwd = median(\.forwardSeconds), bwd = median(\.backwardSeconds), wait = median(\.waitSeconds)

@@ -43,4 +43,8 @@ public struct ModelCost: Sendable {
         let throughDecoder = Double(p.decoderLayers) * (decoderLayer + 2 * core)
         adapterBackward = method == nil ? 0 : tail + mlpHead + throughDecoder + throughEncoder + 2 * methodFLOPs
     }
+
+    /// Backward FLOPs per patch: the adapter-only backward, or about twice the forward when the backbone itself
+    /// trains (full fine-tuning: input and weight gradients of every layer).
+    public func backward(trainsBackbone: Bool) -> Double { trainsBackbone ? 2 * forward : adapterBackward }
 }

@@ -13,7 +13,7 @@ public func depthwiseConv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil
                  "depthwiseConv2d: weight must be [C, 1, k, k] with odd k, got \(weight.shape)")
     precondition(weight.shape[0] == x.shape[1], "depthwiseConv2d: weight \(weight.shape) does not match input channels of \(x.shape)")
     let (n, ch, hgt, wid) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    let k = weight.shape[2], pad = k / 2, hw = hgt * wid, kk = k * k
+    let k = weight.shape[2], hw = hgt * wid, kk = k * k
     if let bias { precondition(bias.rank == 1 && bias.count == ch, "depthwiseConv2d: bias \(bias.shape) does not match \(ch) channels") }
     let out = Tensor(uninitialized: x.shape)
     let xp = x.data, wp = weight.data, yp = out.data
@@ -24,18 +24,12 @@ public func depthwiseConv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil
             let c = plane % ch
             let xc = xp + plane * hw, yc = yp + plane * hw, wc = wp + c * kk
             yc.update(repeating: bp.map { $0[c] } ?? 0, count: hw)
-            for ki in 0..<k {
-                let dy = ki - pad
-                let (h0, h1) = convValidRange(size: hgt, offset: dy)
-                for kj in 0..<k {
-                    let dx = kj - pad
-                    let (w0, w1) = convValidRange(size: wid, offset: dx)
-                    let wv = wc[ki * k + kj]
-                    for hh in h0..<h1 {
-                        let dst = yc + hh * wid
-                        let src = xc + (hh + dy) * wid + dx
-                        for ww in w0..<w1 { dst[ww] += wv * src[ww] }
-                    }
+            forEachTap(k: k, height: hgt, width: wid) { t, dy, dx, rows, cols in
+                let wv = wc[t]
+                for hh in rows {
+                    let dst = yc + hh * wid
+                    let src = xc + (hh + dy) * wid + dx
+                    for ww in cols { dst[ww] += wv * src[ww] }
                 }
             }
         }
@@ -56,29 +50,23 @@ public func depthwiseConv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil
                         for j in 0..<hw { s += gc[j] }
                         gb[c] += s
                     }
-                    for ki in 0..<k {
-                        let dy = ki - pad
-                        let (h0, h1) = convValidRange(size: hgt, offset: dy)
-                        for kj in 0..<k {
-                            let dx = kj - pad
-                            let (w0, w1) = convValidRange(size: wid, offset: dx)
-                            if let gw {
-                                var s: Float = 0
-                                for hh in h0..<h1 {
-                                    let gr = gc + hh * wid
-                                    let xr = xc + (hh + dy) * wid + dx
-                                    for ww in w0..<w1 { s += gr[ww] * xr[ww] }
-                                }
-                                gw[c * kk + ki * k + kj] += s
+                    forEachTap(k: k, height: hgt, width: wid) { t, dy, dx, rows, cols in
+                        if let gw {
+                            var s: Float = 0
+                            for hh in rows {
+                                let gr = gc + hh * wid
+                                let xr = xc + (hh + dy) * wid + dx
+                                for ww in cols { s += gr[ww] * xr[ww] }
                             }
-                            if let gx {
-                                let wv = wp[c * kk + ki * k + kj]
-                                let gxc = gx + plane * hw
-                                for hh in h0..<h1 {
-                                    let gr = gc + hh * wid
-                                    let dst = gxc + (hh + dy) * wid + dx
-                                    for ww in w0..<w1 { dst[ww] += wv * gr[ww] }
-                                }
+                            gw[c * kk + t] += s
+                        }
+                        if let gx {
+                            let wv = wp[c * kk + t]
+                            let gxc = gx + plane * hw
+                            for hh in rows {
+                                let gr = gc + hh * wid
+                                let dst = gxc + (hh + dy) * wid + dx
+                                for ww in cols { dst[ww] += wv * gr[ww] }
                             }
                         }
                     }
@@ -87,4 +75,20 @@ public func depthwiseConv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil
         }
     }
     return out
+}
+
+/// body(tap index ki*k + kj, row offset, column offset, output rows, output columns) for every tap of a k x k kernel
+/// with "same" padding: the rows and columns are those whose input (output + offset) lies inside the image.
+@inline(__always)
+private func forEachTap(k: Int, height: Int, width: Int, _ body: (Int, Int, Int, Range<Int>, Range<Int>) -> Void) {
+    let pad = k / 2
+    for ki in 0..<k {
+        let dy = ki - pad
+        let (h0, h1) = convValidRange(size: height, offset: dy)
+        for kj in 0..<k {
+            let dx = kj - pad
+            let (w0, w1) = convValidRange(size: width, offset: dx)
+            body(ki * k + kj, dy, dx, h0..<h1, w0..<w1)
+        }
+    }
 }
