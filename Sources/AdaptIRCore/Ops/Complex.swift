@@ -79,11 +79,15 @@ public func polar(magnitude m: Tensor, phase p: Tensor) -> Tensor {
         let gz = g.data, mp = m.data, pp = p.data
         if m.requiresGrad {
             let gm = m.gradData()
-            Parallel.forChunks(n, grain: transcendentalGrain) { r in for i in r { gm[i] += gz[2 * i] * cosf(pp[i]) + gz[2 * i + 1] * sinf(pp[i]) } }
+            Parallel.forChunks(n, grain: transcendentalGrain) { r in
+                for i in r { gm[i] += gz[2 * i] * cosf(pp[i]) + gz[2 * i + 1] * sinf(pp[i]) }
+            }
         }
         if p.requiresGrad {
             let gp = p.gradData()
-            Parallel.forChunks(n, grain: transcendentalGrain) { r in for i in r { gp[i] += mp[i] * (gz[2 * i + 1] * cosf(pp[i]) - gz[2 * i] * sinf(pp[i])) } }
+            Parallel.forChunks(n, grain: transcendentalGrain) { r in
+                for i in r { gp[i] += mp[i] * (gz[2 * i + 1] * cosf(pp[i]) - gz[2 * i] * sinf(pp[i])) }
+            }
         }
     }
     return out

@@ -5,9 +5,10 @@
 /// with x read as 0 outside the image. x is [N, Cin, H, W], weight [Cout, Cin, k, k], bias [Cout], y [N, Cout, H, W].
 ///
 /// im2col + SGEMM: cols[(c*k + ki)*k + kj, h*W + w] = x[c, h+ki-k/2, w+kj-k/2], y_n[Cout, HW] = W[Cout, Cin*k*k] * cols
-/// (+ bias, prefilled, beta = 1); convs with at most `convDirectMaxOutChannels` outputs run a direct kernel instead. cols is built for a band of output rows at a time (`convTileRows`), so the band
+/// (+ bias, prefilled, beta = 1). cols is built for a band of output rows at a time (`convTileRows`), so the band
 /// stays cache-resident between being written and being packed by the GEMM; one scratch buffer serves every band and
-/// image of a call. A 1x1 conv uses the image itself as the [Cin, HW] matrix (no im2col).
+/// image of a call. A 1x1 conv uses the image itself as the [Cin, HW] matrix (no im2col). Convs with at most
+/// `convDirectMaxOutChannels` outputs (and k > 1) run a direct kernel instead (`convDirectForward`).
 ///
 /// Backward, per image and band: dW += dY_band * cols_band^T (cols recomputed; only when weight.requiresGrad),
 /// db[o] += sum dY[n, o, :, :], dX += col2im(W^T * dY_band) (only when x.requiresGrad).
@@ -47,8 +48,9 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
             needW = false
         }
         if needX && k > 1 && cout < cin {
-            // Fewer output than input channels (the final 16 -> 3 conv): dX is the convolution of dY with the
-            // flipped, transposed kernel, whose im2col has Cout*k*k rows instead of the Cin*k*k of col2im's.
+            // Fewer output than input channels (the final n_feats -> 3 conv): dX is the convolution of dY with the
+            // flipped, transposed kernel (Cout input channels: an im2col of Cout*k*k rows instead of col2im's
+            // Cin*k*k, or the direct kernel when Cin <= convDirectMaxOutChannels).
             let flipped = convFlippedTransposed(weight.data, outChannels: cout, channels: cin, k: k)
             let (gx, fresh) = x.gradForOverwrite()
             convForward(gp, images: n, channels: cout, height: h, width: w, weight: flipped.base, outChannels: cin, k: k,
@@ -159,7 +161,9 @@ func convDirectForward(_ xp: UnsafePointer<Float>, images n: Int, channels cin: 
     // wg[((g * cin + c) * kk + t) * 4 + j] = W[4g + j, c, t] (0 past cout).
     let wg = Buffer(count: groups * cin * kk * 4, zeroed: true)
     for o in 0..<cout {
-        for c in 0..<cin { for t in 0..<kk { wg.base[(((o / 4) * cin + c) * kk + t) * 4 + o % 4] = wp[(o * cin + c) * kk + t] } }
+        for c in 0..<cin {
+            for t in 0..<kk { wg.base[(((o / 4) * cin + c) * kk + t) * 4 + o % 4] = wp[(o * cin + c) * kk + t] }
+        }
     }
     let wgp = UnsafePointer(wg.base)
     convForEachImage(n) { images in
