@@ -25,6 +25,8 @@ BIN=${BIN:-.build/release/adaptir-dist}
 [ -x "$BIN" ] || { echo "perf/compare: $BIN not found; run 'swift build -c release' first" >&2; exit 2; }
 py=$(scripts/torch-venv.sh) || { echo "perf/compare: no torch venv (scripts/torch-venv.sh failed)" >&2; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Passed to the ranks with -x (mpirun warns about an unset one); the ranks set OpenBLAS to 1 thread themselves.
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 rm -rf "$out"; mkdir -p "$out"
 ours="$out/adaptir-dist.csv"; theirs="$out/torch.csv"
 start=$(date +%s)
