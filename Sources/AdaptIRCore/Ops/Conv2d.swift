@@ -109,14 +109,14 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
 func convForward(_ xp: UnsafePointer<Float>, images n: Int, channels cin: Int, height h: Int, width w: Int,
                  weight wp: UnsafePointer<Float>, outChannels cout: Int, k: Int, bias: UnsafePointer<Float>?,
                  accumulate: Bool, into yp: UnsafeMutablePointer<Float>) {
-    let hw = h * w, kdim = cin * k * k
-    let band = convTileRows(kdim: kdim, height: h, width: w)
     precondition(!(accumulate && bias != nil), "convForward: accumulate takes no bias")
     if k > 1 && cout <= convDirectMaxOutChannels {
         convDirectForward(xp, images: n, channels: cin, height: h, width: w, weight: wp, outChannels: cout, k: k,
                           bias: bias, accumulate: accumulate, into: yp)
         return
     }
+    let hw = h * w, kdim = cin * k * k
+    let band = convTileRows(kdim: kdim, height: h, width: w)
     let beta: Float = bias != nil || accumulate ? 1 : 0
     // Images are independent: with several threads each takes whole images (same GEMMs as on one thread).
     convForEachImage(n) { images in

@@ -65,12 +65,12 @@ public enum Autograd {
     /// or is `root`. The graph's shapes, links and gradients stay; the caller must not read those activations
     /// again. Returns the bytes freed.
     ///
-    /// With `createdSince`, only the tensors made from that serial on are considered (a layer's own activations,
-    /// called right after the layer, whose consumers have all run by then), and the walk stops at older tensors,
-    /// whose buffers are kept (a view made in the layer of an older tensor shares its buffer): so it can run during
-    /// the forward, layer by layer, and lower the forward's own peak. Without it, the whole graph is considered.
+    /// Only the tensors made from serial `createdSince` on are considered (a layer's own activations, called right
+    /// after the layer, whose consumers have all run by then; 0: the whole graph), and the walk stops at older
+    /// tensors, whose buffers are kept (a view made in the layer of an older tensor shares its buffer): so it runs
+    /// during the forward, layer by layer (`releasingUnsaved`), and lowers the forward's own peak.
     @discardableResult
-    public static func releaseUnsavedStorage(_ root: Tensor, createdSince: Int = 0) -> Int {
+    public static func releaseUnsavedStorage(_ root: Tensor, createdSince: Int) -> Int {
         guard root.requiresGrad else { return 0 }
         var needed = Set<ObjectIdentifier>([ObjectIdentifier(root.buffer)])
         var candidates: [ObjectIdentifier: Buffer] = [:]
