@@ -17,7 +17,7 @@ struct Pretrain: ParsableCommand {
             x4 before and after (with the bicubic baseline) unless --no-eval.
             """)
 
-    @Option(help: "Model preset (ipt, small, tiny).") var preset: String = "small"
+    @Option(help: "Model preset: \(Preset.all.map(\.name).joined(separator: ", ")).") var preset: String = "small"
     @Option(help: "Comma-separated tasks, each trained with its IPT head/query/tail.") var tasks: String = "sr_2,sr_3,sr_4,denoise_30,denoise_50"
     @Option(name: .customLong("train-dir"), help: "Folder of clean training images (repeatable; default: the bundled sample photos).") var trainDirs: [String] = []
     @Option(name: .customLong("global-batch")) var globalBatch: Int = 16

@@ -23,7 +23,7 @@ struct Train: ParsableCommand {
             """)
 
     @Option(help: "YAML config file.") var config: String?
-    @Option(help: "Model preset (ipt, small, tiny).") var preset: String?
+    @Option(help: "Model preset: \(Preset.all.map(\.name).joined(separator: ", ")).") var preset: String?
     @Option(help: "Adaptation method: \(MethodRegistry.names.filter { $0 != FrozenBackbone.name }.joined(separator: ", ")) (adaptir-dist inspect --methods lists them with their hyper-parameters).")
     var method: String?
     @Option(name: .customLong("method-option"), help: "A hyper-parameter of the method, NAME=VALUE (repeatable), e.g. rank=8; YAML: method_options: {rank: 8}.")

@@ -1,4 +1,5 @@
-/// Model sizes. `ipt` is the paper's IPT; `small` and `tiny` are the fixture presets (../shared/fixtures/README.md).
+/// Model sizes. `ipt` is the paper's IPT; `small` and `tiny` are the fixture presets (../shared/fixtures/README.md);
+/// `deep` is `small` with 4 + 4 layers.
 public struct Preset: Sendable, Equatable, CustomStringConvertible {
     public let name: String
     /// Channels of the convolutional heads and tails.
@@ -26,8 +27,12 @@ public struct Preset: Sendable, Equatable, CustomStringConvertible {
 
     public static let ipt = Preset(name: "ipt", nFeats: 64, heads: 12, encoderLayers: 12, decoderLayers: 12, mlpHidden: 2304)
     public static let small = Preset(name: "small", nFeats: 16, heads: 4, encoderLayers: 2, decoderLayers: 2, mlpHidden: 576)
+    /// `small`'s width with twice its layers (4 + 4): made by `scripts/grow_depth.py` from a `small` backbone, whose
+    /// added layers start as exact identities (zero output projections), to test whether depth lifts the bundled
+    /// backbone past the plateau `small` reached (datasets/README.md, stage 7).
+    public static let deep = Preset(name: "deep", nFeats: 16, heads: 4, encoderLayers: 4, decoderLayers: 4, mlpHidden: 576)
     public static let tiny = Preset(name: "tiny", nFeats: 4, heads: 2, encoderLayers: 1, decoderLayers: 1, mlpHidden: 72)
-    public static let all = [ipt, small, tiny]
+    public static let all = [ipt, small, deep, tiny]
 
     public init(name: String, nFeats: Int, heads: Int, encoderLayers: Int, decoderLayers: Int, mlpHidden: Int) {
         self.name = name

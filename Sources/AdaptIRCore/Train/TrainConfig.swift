@@ -171,7 +171,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Checks every field; the error names the field and the value.
     public func validate() throws {
         func bad(_ field: String, _ why: String) -> TrainingError { .configuration("config field '\(field)': \(why)") }
-        guard let p = Preset.named(preset) else { throw bad("preset", "unknown preset '\(preset)' (ipt, small, tiny)") }
+        guard let p = Preset.named(preset) else { throw bad("preset", "unknown preset '\(preset)' (\(Preset.all.map(\.name).joined(separator: ", ")))") }
         let m: any AdaptationMethod
         do { m = try MethodRegistry.make(methodChoice, preset: p) } catch {
             throw bad(methodOptions.isEmpty ? "method" : "method_options", "\(error)")
