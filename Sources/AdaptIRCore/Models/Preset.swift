@@ -31,8 +31,11 @@ public struct Preset: Sendable, Equatable, CustomStringConvertible {
     /// added layers start as exact identities (zero output projections), to test whether depth lifts the bundled
     /// backbone past the plateau `small` reached (datasets/README.md, stage 7).
     public static let deep = Preset(name: "deep", nFeats: 16, heads: 4, encoderLayers: 4, decoderLayers: 4, mlpHidden: 576)
+    /// `small` half as wide again (n_feats 24, 6 heads of 36, MLP 864): grown from a `small` backbone by
+    /// `scripts/backbone/grow_width.py` (datasets/README.md, stage 9).
+    public static let wide = Preset(name: "wide", nFeats: 24, heads: 6, encoderLayers: 2, decoderLayers: 2, mlpHidden: 864)
     public static let tiny = Preset(name: "tiny", nFeats: 4, heads: 2, encoderLayers: 1, decoderLayers: 1, mlpHidden: 72)
-    public static let all = [ipt, small, deep, tiny]
+    public static let all = [ipt, small, deep, wide, tiny]
 
     public init(name: String, nFeats: Int, heads: Int, encoderLayers: Int, decoderLayers: Int, mlpHidden: Int) {
         self.name = name
