@@ -136,11 +136,11 @@ final class WorkerPool: @unchecked Sendable {
             lock.broadcast()
             lock.unlock()
             job.work()
-            while job.done.load(ordering: .acquiring) < parts { spinPause() }
+            spinThenYield { job.done.load(ordering: .acquiring) >= parts }
             lock.lock()
             self.job = nil
             lock.unlock()
-            while attached.load(ordering: .acquiring) > 0 { spinPause() }
+            spinThenYield { attached.load(ordering: .acquiring) == 0 }
         }
     }
 
@@ -175,3 +175,15 @@ final class WorkerPool: @unchecked Sendable {
 
 @inline(__always)
 private func spinPause() { swrt_cpu_relax() }
+
+/// The caller's wait for the workers still inside a job: spins (a part usually ends within microseconds), then
+/// gives its core away on every check, so that on an oversubscribed machine (more ranks x threads than cores) a
+/// worker that the scheduler descheduled mid-part gets the core instead of the caller spinning out its time slice.
+/// With a core per thread, `sched_yield` returns at once (nothing else is runnable).
+@inline(__always)
+private func spinThenYield(_ ready: () -> Bool) {
+    var spins = 0
+    while !ready() {
+        if spins < 4_000 { spinPause(); spins += 1 } else { sched_yield() }
+    }
+}
