@@ -53,18 +53,23 @@ final class ConvertWeightsTests: XCTestCase {
         return zip(a, e).map { abs($0 - $1) }.max()! / max(scale, .leastNormalMagnitude)
     }
 
-    func testOfficialStateDictConvertsAndMatchesPyTorchIPT() throws {
-        let py = Self.torchPython()
-        let probe = try Self.python(py, ["-c", "import torch, numpy, h5py; print(torch.__version__)"])
-        guard probe.status == 0 else {
-            let why = "torch/numpy/h5py do not import with '\(py)' (scripts/torch-venv.sh creates .cache/torch-venv; its log is .cache/torch-venv.log): \(probe.output.suffix(300))"
-            if ["true", "1", "yes"].contains(ProcessInfo.processInfo.environment["CI"]?.lowercased() ?? "") {
-                XCTFail("CI: " + why)
-                return
-            }
-            FileHandle.standardError.write(Data("\n!!!!! ConvertWeightsTests SKIPPED: \(why)\n\n".utf8))
-            throw XCTSkip("SKIPPED, NOT RUN: " + why)
+    /// The python of `torchPython()` when it imports `modules` (e.g. "torch, numpy, h5py"). Otherwise: under CI
+    /// (CI=true) the test fails and this returns nil; elsewhere the test is skipped, loudly, by the thrown XCTSkip.
+    static func pythonImporting(_ modules: String, for test: String) throws -> String? {
+        let py = torchPython()
+        let probe = try python(py, ["-c", "import \(modules)"])
+        if probe.status == 0 { return py }
+        let why = "\(modules) do not import with '\(py)' (scripts/torch-venv.sh creates .cache/torch-venv; its log is .cache/torch-venv.log): \(probe.output.suffix(300))"
+        if ["true", "1", "yes"].contains(ProcessInfo.processInfo.environment["CI"]?.lowercased() ?? "") {
+            XCTFail("CI: " + why)
+            return nil
         }
+        FileHandle.standardError.write(Data("\n!!!!! \(test) SKIPPED: \(why)\n\n".utf8))
+        throw XCTSkip("SKIPPED, NOT RUN: " + why)
+    }
+
+    func testOfficialStateDictConvertsAndMatchesPyTorchIPT() throws {
+        guard let py = try Self.pythonImporting("torch, numpy, h5py", for: "ConvertWeightsTests") else { return }
         let dir = NSTemporaryDirectory() + "convert-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
