@@ -30,7 +30,7 @@ def main():
     ap.add_argument("output")
     ap.add_argument("--preset", required=True)
     ap.add_argument("--feats", type=int, required=True)
-    ap.add_argument("--heads", type=int, required=True)
+    ap.add_argument("--heads", type=int, required=True, help="heads of the grown model; the head width must stay the input's")
     ap.add_argument("--mlp", type=int, required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--noise", type=float, default=1e-3, help="e of the split columns, relative to the column's max |W|")
@@ -47,8 +47,10 @@ def main():
     H = t["body.encoder.layers.0.linear1.weight"].shape[0]
     if not (nf < nf2 <= 2 * nf):
         sys.exit(f"grow_width: {a.input}: n_feats {nf}; --feats must be in {nf + 1}..{2 * nf}")
-    if E2 % a.heads or a.mlp < H:
-        sys.exit(f"grow_width: --heads {a.heads} must divide {E2} and --mlp must be >= {H}")
+    # The old heads keep their rows, so the head width must stay the input's (36 for small: 4 heads of 144).
+    if E2 % a.heads or E % (E2 // a.heads) or a.mlp < H:
+        sys.exit(f"grow_width: --heads {a.heads} must divide {E2} into heads as wide as the input's "
+                 f"(e.g. {E2 // 36} for 36-wide heads) and --mlp must be >= {H}")
     feat_map = np.concatenate([np.arange(nf), np.arange(nf2 - nf)])     # new channel -> old channel
     tok_map = np.concatenate([np.arange(E), np.arange(E2 - E)])         # new token dim -> old token dim
 
