@@ -1,5 +1,6 @@
 /// Model sizes. `ipt` is the paper's IPT; `small` and `tiny` are the fixture presets (../shared/fixtures/README.md);
-/// `deep` (4 + 4 layers) and `wide` (n_feats 24) are `small` grown by scripts/backbone/ (datasets/README.md, stages 7, 9).
+/// `deep` (4 + 4 layers) and `wide` (n_feats 24) are `small` grown by scripts/backbone/ (datasets/README.md,
+/// stages 7 and 9).
 public struct Preset: Sendable, Equatable, CustomStringConvertible {
     public let name: String
     /// Channels of the convolutional heads and tails.
@@ -27,9 +28,9 @@ public struct Preset: Sendable, Equatable, CustomStringConvertible {
 
     public static let ipt = Preset(name: "ipt", nFeats: 64, heads: 12, encoderLayers: 12, decoderLayers: 12, mlpHidden: 2304)
     public static let small = Preset(name: "small", nFeats: 16, heads: 4, encoderLayers: 2, decoderLayers: 2, mlpHidden: 576)
-    /// `small`'s width with twice its layers (4 + 4): made by `scripts/backbone/grow_depth.py` from a `small` backbone, whose
-    /// added layers start as exact identities (zero output projections), to test whether depth lifts the bundled
-    /// backbone past the plateau `small` reached (datasets/README.md, stage 7).
+    /// `small`'s width with twice its layers (4 + 4): made by `scripts/backbone/grow_depth.py` from a `small`
+    /// backbone, whose added layers start as exact identities (zero output projections), to test whether depth lifts
+    /// the bundled backbone past the plateau `small` reached (datasets/README.md, stage 7).
     public static let deep = Preset(name: "deep", nFeats: 16, heads: 4, encoderLayers: 4, decoderLayers: 4, mlpHidden: 576)
     /// `small` half as wide again (n_feats 24, 6 heads of 36, MLP 864): grown from a `small` backbone by
     /// `scripts/backbone/grow_width.py` (datasets/README.md, stage 9).
