@@ -64,7 +64,7 @@ struct BenchModel: ParsableCommand {
         let s = p.scales[task]
         let target = sr.tensor([batch, 3, 48 * s, 48 * s])
         let cost = ModelCost(preset: p, task: task, method: model.method)
-        let trainsBackbone = model.store.specs.contains { $0.role == .backbone && model.method.trainsTensor($0) }
+        let trainsBackbone = model.trainsBackbone
         let backwardFLOPs = cost.backward(trainsBackbone: trainsBackbone)
 
         // Raw sgemm at the body's main shape, measured in this process beside the model: best of a run before

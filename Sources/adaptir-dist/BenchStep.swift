@@ -103,7 +103,7 @@ struct BenchStep: ParsableCommand {
         guard world.isRoot else { return }
 
         let cost = ModelCost(preset: p, task: task, method: model.method)
-        let trainsBackbone = model.store.specs.contains { $0.role == .backbone && model.method.trainsTensor($0) }
+        let trainsBackbone = model.trainsBackbone
         let backwardFLOPs = cost.backward(trainsBackbone: trainsBackbone)
         let flops = (cost.forward + backwardFLOPs) * Double(batch)
         let gflops = flops / stepMedian / 1e9

@@ -54,7 +54,9 @@ public final class AdaptedIPT {
 
     /// The checkpoint part that holds what this model trains and the method's state: the adapter part, or the whole
     /// model when backbone tensors train (full fine-tuning, or a method that unfreezes some).
-    public var trainedPart: CheckpointPart {
-        store.specs.contains { $0.owner == .backbone && store.isTrainable($0.key) } ? .all : .adapter
-    }
+    public var trainedPart: CheckpointPart { trainsBackbone ? .all : .adapter }
+
+    /// Whether any backbone tensor trains (full fine-tuning, or a method that unfreezes some): then the backward
+    /// computes weight gradients through the backbone, not only the input gradients an adapter needs.
+    public var trainsBackbone: Bool { store.specs.contains { $0.owner == .backbone && store.isTrainable($0.key) } }
 }
