@@ -13,6 +13,7 @@ datasets/README.md, stage 7) and trains like any backbone (`pretrain --preset de
 Needs h5py and numpy (the torch venv of scripts/torch-venv.sh has both); the trainer itself never runs Python.
 """
 import argparse
+import os
 import re
 import sys
 
@@ -60,7 +61,6 @@ def main():
             dst.create_dataset(k, data=out[k])
         for k, v in attrs.items():
             dst.attrs[k] = v
-    import os
     os.replace(tmp, a.output)
     added = len(out) - len(tensors)
     print(f"{a.output}: preset {a.preset}, {a.encoder_layers}+{a.decoder_layers} layers ({added} tensors added, "

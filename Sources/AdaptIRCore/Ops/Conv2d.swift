@@ -222,10 +222,10 @@ func convDirectForward(_ xp: UnsafePointer<Float>, images n: Int, channels cin: 
 }
 
 /// dW[o, c, ky, kx] += sum over images and pixels of dY[i, o, y, x] * x[i, c, y + ky - 1, x + kx - 1] for a 3x3
-/// conv to 3 channels (the backward of `convDirect3x3To3` for the weight). Input channels are split over the
-/// rank's threads; each channel runs its images in order, and for each image and tap row ky, 9 vector registers
-/// (3 output channels x 3 taps kx) accumulate over 8-row bands of dY (cache-resident across the channel's passes),
-/// then add into Double sums: the same bits for any thread count.
+/// conv to 3 channels (the weight gradient of IPT's last conv, whose forward `convDirectForward` computes). Input
+/// channels are split over the rank's threads; each channel runs its images in order, and for each image and tap row
+/// ky, 9 vector registers (3 output channels x 3 taps kx) accumulate over all rows of dY, then add into Double sums:
+/// the same bits for any thread count.
 func convDirect3x3To3WeightGrad(_ xp: UnsafePointer<Float>, images n: Int, channels cin: Int, height h: Int, width w: Int,
                                 gradOut gp: UnsafePointer<Float>, into gw: UnsafeMutablePointer<Float>) {
     typealias V = SIMD8<Float>
