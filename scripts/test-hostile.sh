@@ -310,6 +310,9 @@ case_bad_options() {
     else pass "bad-options inspect adapter" "$(grep -m1 trainable "$log")"; fi
     run bad-options train --preset tiny --steps 2 --backbone '' --no-eval --train-data "$work/train.h5" --output "$d/r3" --resume
     expect_refusal "bad-options --resume --steps 2" "r3/checkpoint.h5" "is at step 3, beyond --steps 2" "$d/r3/none"
+    # a method that trains nothing has no training step to time (bench model trapped in the backward before)
+    run bad-options bench model --preset tiny --batch 2 --method frozen
+    expect_refusal "bad-options bench model --method frozen" "--method" "method 'frozen' has no trainable parameters" "$d/none"
 }
 
 # Item 10: a checkpoint is not replaced without --resume or --force; one writer per output folder and pack output.

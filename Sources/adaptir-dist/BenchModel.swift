@@ -23,7 +23,7 @@ struct BenchModel: ParsableCommand {
     @Option(help: "Timed repetitions (the best is reported, after warm-up: one inference forward, two training steps).")
     var repeats: Int = 2
 
-    @Option(help: "Adaptation method (any trainable one: \(MethodRegistry.names.joined(separator: ", "))).")
+    @Option(help: "Adaptation method (any trainable one: \(MethodRegistry.names.filter { $0 != MethodChoice.frozen.name }.joined(separator: ", "))).")
     var method: String = "adaptir"
 
     @Option(name: .customLong("method-option"), help: "A hyper-parameter of the method, NAME=VALUE (repeatable).")
@@ -50,6 +50,10 @@ struct BenchModel: ParsableCommand {
         for text in methodOption { let (k, v) = try MethodChoice.parseOption(text); choice.options[k] = v }
         let model: AdaptedIPT
         do { model = try AdaptedIPT(preset: p, choice: choice, seed: 1) } catch { throw ValidationError("--method: \(error)") }
+        // Autograd.backward traps on a loss that needs no gradient: a method that trains nothing has no step to time.
+        guard model.store.trainableCount > 0 else {
+            throw ValidationError("--method: method '\(choice.name)' has no trainable parameters, so there is no training step to time")
+        }
         let buildSeconds = monotonicSeconds() - t0
         print("preset \(p), method \(MethodChoice(choice.name, options: model.method.values)), task \(task) (x\(p.scales[task])), batch \(batch) patches of 48x48")
         print("OpenBLAS core: \(BLAS.coreName), threads: \(Parallel.threads) (OpenBLAS \(BLAS.threads)); model built in \(String(format: "%.1f", buildSeconds)) s")
