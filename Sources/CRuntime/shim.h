@@ -28,3 +28,15 @@ static inline int swrt_flush_denormals(void) {
     return 0;
 #endif
 }
+
+// The widest x86 vector units the CPU and the OS both support, as OpenBLAS's kernel families need them:
+// 2 = AVX-512 F, CD, BW, DQ and VL (its SkylakeX kernels), 1 = AVX2 and FMA (Haswell), 0 = neither or not x86-64.
+static inline int swrt_x86_vector_level(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}

@@ -13,6 +13,24 @@ struct AdaptIRDist: ParsableCommand {
             """,
         subcommands: [Train.self, Pretrain.self, Pack.self, Eval.self, Restore.self, Inspect.self, Bench.self, Compare.self, ScalingModelCommand.self]
     )
+
+    /// OpenBLAS picks its kernels when the process loads it, before any Swift code runs; when it picked a family
+    /// older than the CPU (a CPU its tables do not know), the process starts itself again, before MPI_Init, with
+    /// OPENBLAS_CORETYPE naming the right one. A user's own OPENBLAS_CORETYPE is always kept.
+    static func main() {
+        if let core = BLAS.coreTypeOverride {
+            let was = BLAS.coreName
+            setenv("OPENBLAS_CORETYPE", core, 1)
+            let env = ProcessInfo.processInfo.environment
+            if (env["OMPI_COMM_WORLD_RANK"] ?? env["PMI_RANK"] ?? "0") == "0" {
+                FileHandle.standardError.write(Data(("adaptir-dist: OpenBLAS chose its \(was) kernels, older than this CPU's "
+                    + "vector units; running with OPENBLAS_CORETYPE=\(core) (set OPENBLAS_CORETYPE to choose)\n").utf8))
+            }
+            execv("/proc/self/exe", CommandLine.unsafeArgv)
+            // Not reached unless exec failed: go on with the kernels OpenBLAS chose.
+        }
+        main(nil)
+    }
 }
 
 struct Bench: ParsableCommand {

@@ -4,6 +4,20 @@ import AdaptIRCore
 final class GemmTests: XCTestCase {
     /// C = alpha op(A) op(B) + beta C against a naive triple loop, for every transpose combination, with leading
     /// dimensions larger than the matrices (sub-blocks, as attention's head slices use).
+    /// OpenBLAS's Prescott fallback on an unknown AVX-512 CPU is replaced by SkylakeX, on an AVX2 one by Haswell;
+    /// a fitting choice, a CPU without AVX2 and a user's own OPENBLAS_CORETYPE are left alone.
+    func testCoreTypeOverrideOnlyReplacesAFallbackTheCPUOutgrows() {
+        XCTAssertEqual(BLAS.coreTypeOverride(current: "Prescott", vectorLevel: 2, userSetting: nil), "SkylakeX")
+        XCTAssertEqual(BLAS.coreTypeOverride(current: "Prescott", vectorLevel: 1, userSetting: nil), "Haswell")
+        XCTAssertEqual(BLAS.coreTypeOverride(current: "Sandybridge", vectorLevel: 1, userSetting: nil), "Haswell")
+        XCTAssertNil(BLAS.coreTypeOverride(current: "Prescott", vectorLevel: 0, userSetting: nil))
+        XCTAssertNil(BLAS.coreTypeOverride(current: "Prescott", vectorLevel: 2, userSetting: "Prescott"))
+        XCTAssertNil(BLAS.coreTypeOverride(current: "Prescott", vectorLevel: 2, userSetting: ""))
+        for fitting in ["Haswell", "SkylakeX", "Cooperlake", "Zen", "SapphireRapids"] {
+            XCTAssertNil(BLAS.coreTypeOverride(current: fitting, vectorLevel: 2, userSetting: nil), fitting)
+        }
+    }
+
     func testEveryTransposeCombinationAgainstNaive() {
         var rng = TestRNG(seed: 11)
         let (m, n, k) = (5, 7, 3)

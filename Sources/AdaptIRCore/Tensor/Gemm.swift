@@ -1,4 +1,5 @@
 import CBLAS
+import CRuntime
 import Foundation
 
 /// Thin wrappers over OpenBLAS `cblas_sgemm` (row-major). `transA`/`transB` say whether A and B are read
@@ -81,6 +82,33 @@ public enum BLAS {
     public static var coreName: String {
         guard let p = openblas_get_corename() else { return "unknown" }
         return String(cString: p)
+    }
+
+    /// OpenBLAS kernel families without AVX2 sgemm kernels. A DYNAMIC_ARCH build (Debian's) falls back to
+    /// Prescott when its cpuid tables do not know the CPU: OpenBLAS 0.3.21 on a family 6 model 207 Xeon (Emerald
+    /// Rapids, AVX-512) picks Prescott, and a small training step then takes 3.5x as long as with SkylakeX.
+    static let preAVX2Cores: Set<String> = [
+        "Katmai", "Coppermine", "Northwood", "Prescott", "Banias", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom",
+        "Sandybridge", "Athlon", "Opteron", "Opteron_SSE3", "Barcelona", "Bobcat", "Bulldozer", "Piledriver",
+        "Steamroller", "Nano",
+    ]
+
+    /// The `OPENBLAS_CORETYPE` that matches the CPU when OpenBLAS chose a family older than its vector units
+    /// (`vectorLevel`: 2 AVX-512, 1 AVX2 + FMA, as `swrt_x86_vector_level`); nil when its choice fits, when the
+    /// CPU has neither, or when the user set `OPENBLAS_CORETYPE` (`userSetting`) themselves.
+    public static func coreTypeOverride(current: String, vectorLevel: Int, userSetting: String?) -> String? {
+        guard userSetting == nil, preAVX2Cores.contains(current) else { return nil }
+        switch vectorLevel {
+        case 2...: return "SkylakeX"
+        case 1: return "Haswell"
+        default: return nil
+        }
+    }
+
+    /// `coreTypeOverride` for this process: OpenBLAS's choice, this CPU, this environment.
+    public static var coreTypeOverride: String? {
+        coreTypeOverride(current: coreName, vectorLevel: Int(swrt_x86_vector_level()),
+                         userSetting: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"])
     }
 
     public static var config: String {
