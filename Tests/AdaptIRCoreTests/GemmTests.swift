@@ -2,8 +2,6 @@ import XCTest
 import AdaptIRCore
 
 final class GemmTests: XCTestCase {
-    /// C = alpha op(A) op(B) + beta C against a naive triple loop, for every transpose combination, with leading
-    /// dimensions larger than the matrices (sub-blocks, as attention's head slices use).
     /// OpenBLAS's Prescott fallback on an unknown AVX-512 CPU is replaced by SkylakeX, on an AVX2 one by Haswell;
     /// a fitting choice, a CPU without AVX2 and a user's own OPENBLAS_CORETYPE are left alone.
     func testCoreTypeOverrideOnlyReplacesAFallbackTheCPUOutgrows() {
@@ -18,6 +16,8 @@ final class GemmTests: XCTestCase {
         }
     }
 
+    /// C = alpha op(A) op(B) + beta C against a naive triple loop, for every transpose combination, with leading
+    /// dimensions larger than the matrices (sub-blocks, as attention's head slices use).
     func testEveryTransposeCombinationAgainstNaive() {
         var rng = TestRNG(seed: 11)
         let (m, n, k) = (5, 7, 3)

@@ -86,7 +86,7 @@ public enum BLAS {
 
     /// OpenBLAS kernel families without AVX2 sgemm kernels. A DYNAMIC_ARCH build (Debian's) falls back to
     /// Prescott when its cpuid tables do not know the CPU: OpenBLAS 0.3.21 on a family 6 model 207 Xeon (Emerald
-    /// Rapids, AVX-512) picks Prescott, and a small training step then takes 3.5x as long as with SkylakeX.
+    /// Rapids, AVX-512) picks Prescott, and a small training step then takes 3.3x as long as with SkylakeX.
     static let preAVX2Cores: Set<String> = [
         "Katmai", "Coppermine", "Northwood", "Prescott", "Banias", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom",
         "Sandybridge", "Athlon", "Opteron", "Opteron_SSE3", "Barcelona", "Bobcat", "Bulldozer", "Piledriver",
