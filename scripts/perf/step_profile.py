@@ -32,7 +32,7 @@ def samples(path):
                 yield cur
             cur = None
             continue
-        if not line.startswith(('\t', ' ')):
+        if not line.startswith('\t'):  # a sample's header: the tid, right-aligned (a leading space when short)
             cur = {'tid': line.split()[0], 'stack': []}
         elif cur is not None:
             parts = line.strip().split(None, 1)
