@@ -164,7 +164,8 @@ public struct MethodError: Error, CustomStringConvertible, Equatable {
 
 /// Every adaptation method. Adding one: a file under `Methods/` and one line here.
 public enum MethodRegistry {
-    public static let all: [any AdaptationMethod.Type] = [
+    /// An immutable list of metatypes (which hold no state), so it is safe to read from any thread.
+    nonisolated(unsafe) public static let all: [any AdaptationMethod.Type] = [
         AdaptIRMethod.self,
         FullFineTuning.self,
         FrozenBackbone.self,

@@ -23,7 +23,8 @@ public final class FileLock {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count - 1)
         let stamp = ISO8601DateFormatter().string(from: Date())
-        let text = "pid \(getpid()) on \(String(cString: host)) since \(stamp)\n"
+        let hostname = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let text = "pid \(getpid()) on \(hostname) since \(stamp)\n"
         ftruncate(fd, 0)
         _ = text.withCString { write(fd, $0, strlen($0)) }
     }
