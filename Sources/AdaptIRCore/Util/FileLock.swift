@@ -23,8 +23,7 @@ public final class FileLock {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count - 1)
         let stamp = ISO8601DateFormatter().string(from: Date())
-        let hostname = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let text = "pid \(getpid()) on \(hostname) since \(stamp)\n"
+        let text = "pid \(getpid()) on \(cMessage(host)) since \(stamp)\n"
         ftruncate(fd, 0)
         _ = text.withCString { write(fd, $0, strlen($0)) }
     }
