@@ -141,8 +141,7 @@ struct BenchStep: ParsableCommand {
                        ms(stepMedian), ms(slowest), ms(fwd), ms(bwd), ms(scan), ms(wait), ms(ar), ms(opt),
                        String(format: "%.2f", gflops), String(format: "%.2f", sgemm), String(format: "%.3f", Double(peak) / 1073741824),
                        "\(floats)", "\(bytes)"].joined(separator: ",") + "\n"
-            let exists = FileManager.default.fileExists(atPath: csv)
-            guard exists || FileManager.default.createFile(atPath: csv, contents: Data(header.utf8)),
+            guard FileManager.default.fileExists(atPath: csv) || FileManager.default.createFile(atPath: csv, contents: Data(header.utf8)),
                   let h = FileHandle(forWritingAtPath: csv) else { throw ValidationError("--csv \(csv): cannot write") }
             h.seekToEndOfFile()
             h.write(Data(row.utf8))
