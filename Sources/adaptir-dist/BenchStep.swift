@@ -29,6 +29,8 @@ struct BenchStep: ParsableCommand {
     @Option(help: "Timed steps.") var steps: Int = 3
     @Option(name: .customLong("grad-dtype"), help: "Gradient allreduce in fp32, fp16 or bf16.") var gradDtype: GradientWireType = .fp32
     @Option(name: .customLong("bucket-mb"), help: "Overlap the gradient allreduce with the backward in buckets of this many MiB (0: one allreduce after the backward).") var bucketMB: Double = 0
+    @Option(name: .customLong("attention-memory-mib"), help: "MiB of attention probabilities kept from the forward for the backward (train's attention_memory_mib); past it they are recomputed. 0: recompute all.")
+    var attentionMemoryMiB: Int = TrainConfig().attentionMemoryMiB
     @Flag(name: .customLong("memory-by-op"), help: "After the first timed step's forward, print the storage its graph holds by producing op.")
     var memoryByOp = false
     @Flag(name: .customLong("no-allreduce"), help: "Each rank alone: no gradient, loss or batch-norm collectives (the control).") var noAllreduce = false
@@ -42,6 +44,9 @@ struct BenchStep: ParsableCommand {
         guard warmup >= 0 else { throw ValidationError("--warmup must be >= 0, got \(warmup)") }
         guard steps >= 1 else { throw ValidationError("--steps must be >= 1, got \(steps)") }
         guard bucketMB >= 0, bucketMB.isFinite else { throw ValidationError("--bucket-mb must be >= 0, got \(bucketMB)") }
+        guard attentionMemoryMiB >= 0, attentionMemoryMiB <= 1 << 20 else {
+            throw ValidationError("--attention-memory-mib must be in [0, 1048576], got \(attentionMemoryMiB)")
+        }
     }
 
     func run() throws {
@@ -49,6 +54,7 @@ struct BenchStep: ParsableCommand {
         defer { Communicator.finalize() }
         let comm = noAllreduce ? Communicator.solo : world
         Parallel.configure(threads: threads)
+        AttentionMemory.storeProbabilitiesUpToBytes = attentionMemoryMiB << 20
         let p = Preset.named(preset)!
         var choice = MethodChoice(method)
         for text in methodOption {
@@ -113,7 +119,7 @@ struct BenchStep: ParsableCommand {
         func ms(_ x: Double) -> String { String(format: "%.1f", x * 1e3) }
         print("bench step: preset \(p.name), method \(MethodChoice(choice.name, options: model.method.values)), task \(task) (x\(s)), \(batch) patches per rank, "
               + "\(world.size) rank(s)\(noAllreduce ? " each alone (--no-allreduce)" : "") x \(Parallel.threads) thread(s) (OpenBLAS \(BLAS.coreName)), "
-              + "grad \(gradDtype.rawValue)\(bucketMB > 0 ? String(format: ", buckets of %g MiB overlapped with the backward", bucketMB) : ""); \(warmup) warm-up + \(steps) timed steps; model built in \(String(format: "%.1f", buildSeconds)) s")
+              + "grad \(gradDtype.rawValue)\(bucketMB > 0 ? String(format: ", buckets of %g MiB overlapped with the backward", bucketMB) : ""), attention probabilities kept up to \(attentionMemoryMiB) MiB; \(warmup) warm-up + \(steps) timed steps; model built in \(String(format: "%.1f", buildSeconds)) s")
         print("step (median of rank 0)   \(ms(stepMedian)) ms   (slowest rank's median \(ms(slowest)) ms); \(String(format: "%.2f", Double(batch * world.size) / slowest)) patches/s over all ranks")
         print("  forward                 \(ms(fwd)) ms")
         print("  backward                \(ms(bwd)) ms")

@@ -47,6 +47,8 @@ struct Train: ParsableCommand {
     var gradDtype: GradientWireType?
     @Option(name: .customLong("bucket-mb"), help: "Overlap the gradient allreduce with the backward in buckets of this many MiB (as DDP's bucket_cap_mb, 25 there); 0 (default): one allreduce after the backward.")
     var bucketMB: Double?
+    @Option(name: .customLong("attention-memory-mib"), help: "MiB of attention probabilities each rank keeps from the forward for the backward; the attentions past it recompute theirs (bit-identical, slower). 0: recompute all. (default: 1024)")
+    var attentionMemoryMiB: Int?
     @Option(help: "Seconds a rank may wait for the others at a step or collective before the job ends with a report of the late ranks (0: off).")
     var watchdog: Double = 300
     @Flag(help: "Continue from OUTPUT/checkpoint.h5.") var resume = false
@@ -99,6 +101,7 @@ struct Train: ParsableCommand {
         if let valEvery { c.valEvery = valEvery }
         if let gradDtype { c.gradDtype = gradDtype }
         if let bucketMB { c.bucketMB = bucketMB }
+        if let attentionMemoryMiB { c.attentionMemoryMiB = attentionMemoryMiB }
         if c.valEvery == 0 && !c.valData.isEmpty { c.valEvery = max(1, c.steps / 20) }
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
@@ -161,6 +164,7 @@ struct TrainingJob {
 
     func run() throws {
         Parallel.configure(threads: config.threads)
+        AttentionMemory.storeProbabilitiesUpToBytes = config.attentionMemoryMiB << 20
         Runtime.flushDenormalsOnThisThread()
         StopRequest.shared.installSignalHandlers()
         let preset = Preset.named(config.preset)!
@@ -405,7 +409,7 @@ struct TrainingJob {
     /// Config fields a resumed run may change: where files go, how often checkpoints are written, threads, the test
     /// set, and the number of steps (a longer or shorter run; its milestones move with it, logged). Any other
     /// difference would silently make the resumed run a different run, so it is refused, naming the fields.
-    static let resumableFields: Set<String> = ["output", "cache", "checkpoint_every", "threads", "test_data", "steps", "val_data", "val_every", "grad_dtype", "bucket_mb"]
+    static let resumableFields: Set<String> = ["output", "cache", "checkpoint_every", "threads", "test_data", "steps", "val_data", "val_every", "grad_dtype", "bucket_mb", "attention_memory_mib"]
 
     func checkResumable(storedConfig: String, checkpoint: String) throws {
         guard !storedConfig.isEmpty else { return }   // checkpoints of the library API may carry no config

@@ -91,6 +91,50 @@ final class AttentionTests: XCTestCase {
         }
     }
 
+    /// The budget is shared by every call whose graph is alive: a call keeps its probabilities only when they fit
+    /// in what the earlier, still-alive calls left; the reservations return when the backward has run, and the
+    /// gradients are the same bits whichever calls kept theirs.
+    func testProbabilityBudgetIsSharedByLiveGraphs() {
+        var rng = TestRNG(seed: 41)
+        let x0 = rng.tensor([2, 8, 6]), seed = rng.tensor([2, 8, 6])
+        let oneCall = 2 * 3 * 8 * 8 * MemoryLayout<Float>.size          // n * heads * Lq * Lk floats
+        let budget = AttentionMemory.storeProbabilitiesUpToBytes
+        defer { AttentionMemory.storeProbabilitiesUpToBytes = budget }
+        XCTAssertEqual(AttentionMemory.keptBytes, 0)
+        func run(budgetCalls: Int) -> (kept: [Int], grad: [Float]) {
+            AttentionMemory.storeProbabilitiesUpToBytes = budgetCalls * oneCall
+            let x = x0.detached()
+            x.setRequiresGrad(true)
+            var kept: [Int] = []
+            var y = x
+            for _ in 0..<3 {
+                y = scaledDotProductAttention(q: y, k: y, v: y, heads: 3)
+                kept.append(AttentionMemory.keptBytes)
+            }
+            y.backward(seed: seed)
+            XCTAssertEqual(AttentionMemory.keptBytes, 0, "reservations outlive the backward (budget of \(budgetCalls) calls)")
+            return (kept, x.grad!.toArray())
+        }
+        let all = run(budgetCalls: 3), two = run(budgetCalls: 2), none = run(budgetCalls: 0)
+        XCTAssertEqual(all.kept, [1, 2, 3].map { $0 * oneCall })
+        XCTAssertEqual(two.kept, [1, 2, 2].map { $0 * oneCall })
+        XCTAssertEqual(none.kept, [0, 0, 0])
+        XCTAssertEqual(two.grad, all.grad)
+        XCTAssertEqual(none.grad, all.grad)
+        // A graph dropped without a backward returns its reservation too; inference reserves nothing.
+        AttentionMemory.storeProbabilitiesUpToBytes = oneCall
+        do {
+            let x = x0.detached()
+            x.setRequiresGrad(true)
+            let y = scaledDotProductAttention(q: x, k: x, v: x, heads: 3)
+            XCTAssertEqual(AttentionMemory.keptBytes, oneCall)
+            withExtendedLifetime(y) {}
+        }
+        XCTAssertEqual(AttentionMemory.keptBytes, 0)
+        _ = Autograd.withoutGrad { scaledDotProductAttention(q: x0, k: x0, v: x0, heads: 3) }
+        XCTAssertEqual(AttentionMemory.keptBytes, 0)
+    }
+
     func testOnlyRequestedGradients() {
         var rng = TestRNG(seed: 35)
         let q = rng.tensor([1, 3, 4]), k = rng.tensor([1, 3, 4]), v = rng.tensor([1, 3, 4], requiresGrad: true)

@@ -80,7 +80,7 @@ final class TrainConfigTests: XCTestCase {
         var c = TrainConfig()
         c.seed = 9
         let json = c.canonicalJSON
-        XCTAssertTrue(json.hasPrefix(#"{"backbone":"#), json)
+        XCTAssertTrue(json.hasPrefix(#"{"attention_memory_mib":1024,"backbone":"#), json)
         XCTAssertEqual(try JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)), c)
         c.lr = 2e-4
         XCTAssertNotEqual(c.canonicalJSON, json)
@@ -103,6 +103,8 @@ final class TrainConfigTests: XCTestCase {
             ("threads", { $0.threads = 0 }),
             ("patches_per_image", { $0.patchesPerImage = 0 }),
             ("output", { $0.output = "" }),
+            ("attention_memory_mib", { $0.attentionMemoryMiB = -1 }),
+            ("attention_memory_mib", { $0.attentionMemoryMiB = 1 << 21 }),
         ]
         for (field, spoil) in cases {
             var c = TrainConfig()

@@ -12,10 +12,11 @@ import Foundation
 /// Backward: dV_h = P^T dO_h, dP = dO_h V_h^T, dS = P * (dP - rowsum(dP * P)) / sqrt(dh),
 /// dQ_h = dS K_h, dK_h = dS^T Q_h. q, k, v may be the same tensor (self-attention); gradients then add up.
 ///
-/// Memory: the backward needs every P_h. Up to `AttentionMemory.storeProbabilitiesUpToBytes` of them (per call)
-/// are kept from the forward; above it the forward keeps none and the backward recomputes each P_h from Q and K
-/// with the same GEMM and softmax (bit-identical values, one more lq x lk x dh GEMM per head), as flash attention
-/// does, so no [N, heads, Lq, Lk] tensor lives across the forward (50 MB per attention at ipt, batch 16).
+/// Memory: the backward needs every P_h. A call keeps all of its P_h from the forward when they fit in what is left
+/// of the rank's budget for kept probabilities (`AttentionMemory`, shared by every call whose graph is alive);
+/// otherwise it keeps none and its backward recomputes each P_h from Q and K with the same GEMM and softmax
+/// (bit-identical values, one more lq x lk x dh GEMM per head), as flash attention does, so no [N, heads, Lq, Lk]
+/// tensor of that call lives across the forward (48 MiB per attention at ipt, batch 16).
 public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int) -> Tensor {
     precondition(q.rank == 3 && k.rank == 3 && v.rank == 3,
                  "scaledDotProductAttention: q \(q.shape), k \(k.shape), v \(v.shape) must be [N, L, d]")
@@ -30,7 +31,8 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: In
     let pSize = lq * lk
     // Attention probabilities: kept for all (sample, head) pairs when the backward needs them and they fit the
     // budget, else one scratch (the backward then recomputes them).
-    let store = recording && n * heads * pSize * MemoryLayout<Float>.size <= AttentionMemory.storeProbabilitiesUpToBytes
+    let reservation = recording ? AttentionMemory.reserve(bytes: n * heads * pSize * MemoryLayout<Float>.size) : nil
+    let store = reservation != nil
     let probs = Tensor(uninitialized: [store ? n * heads * pSize : 0])
     let vp = v.data, op = out.data, pAll = probs.data
     /// P_h of sample s into p: the scaled scores, then the row softmax.
@@ -54,6 +56,8 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: In
     guard recording else { return out }
     let kept: Tensor? = store ? probs : nil
     Autograd.record(out, op: "scaledDotProductAttention", parents: [q, k, v], savesOutput: false) { g in
+        // The reservation lives as long as this closure (the graph), and returns its bytes to the budget with it.
+        withExtendedLifetime(reservation) {}
         let gp = g.data, qp = q.data, kp = k.data, vp = v.data
         let gq = q.requiresGrad ? q.gradData() : nil
         let gk = k.requiresGrad ? k.gradData() : nil
@@ -97,11 +101,38 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: In
     return out
 }
 
-/// How much attention-probability memory one `scaledDotProductAttention` call may keep for its backward.
+/// How much attention-probability memory the rank keeps from forwards for their backwards, all calls together.
+///
+/// A recording `scaledDotProductAttention` reserves its probabilities' bytes; the reservation is released when its
+/// graph goes (after its backward, or when the graph is dropped), so what is kept at any time never exceeds the
+/// budget. With the default 1 GiB, preset small keeps every call's probabilities, ipt at batch 8 too (36 x 24 MiB),
+/// and ipt at batch 16 the first 21 of its 36 attentions (48 MiB each) while the other 15 recompute theirs: each kept
+/// one saves a GEMM and a softmax in the backward (about 27 ms at ipt, batch 16) for 48 MiB of peak memory.
+/// `train`'s `attention_memory_mib` and `bench step --attention-memory-mib` set it; 0 recomputes every P_h.
 public enum AttentionMemory {
-    /// Bytes (default 32 MiB: preset small keeps them, ipt at batch 16 recomputes). Tests lower it to 0 to check
-    /// the recomputing backward.
-    nonisolated(unsafe) public static var storeProbabilitiesUpToBytes = 32 << 20
+    /// The budget in bytes (default 1 GiB).
+    nonisolated(unsafe) public static var storeProbabilitiesUpToBytes = 1 << 30
+    nonisolated(unsafe) private static var reservedBytes = 0
+    private static let lock = NSLock()
+
+    /// Bytes held now by reservations (kept probabilities whose graph is alive).
+    public static var keptBytes: Int { lock.withLock { reservedBytes } }
+
+    /// A hold on `bytes` of the budget, or nil when they do not fit in what is left of it.
+    static func reserve(bytes: Int) -> Reservation? {
+        lock.withLock {
+            guard reservedBytes + bytes <= storeProbabilitiesUpToBytes else { return nil }
+            reservedBytes += bytes
+            return Reservation(bytes: bytes)
+        }
+    }
+
+    /// Returns its bytes to the budget when released.
+    final class Reservation: @unchecked Sendable {
+        let bytes: Int
+        fileprivate init(bytes: Int) { self.bytes = bytes }
+        deinit { AttentionMemory.lock.withLock { AttentionMemory.reservedBytes -= bytes } }
+    }
 }
 
 /// `nn.MultiheadAttention(d, heads, bias=False)` on batch-first tokens [N, L, d]:

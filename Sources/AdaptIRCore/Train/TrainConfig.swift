@@ -45,6 +45,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// MiB of fp32 gradient per bucket of the allreduce overlapped with the backward (DDP's `bucket_cap_mb`, 25 there);
     /// 0: one blocking allreduce of the whole buffer after the backward.
     public var bucketMB: Double = 0
+    /// MiB of attention probabilities the rank keeps from the forward for the backward (`AttentionMemory`); the
+    /// attentions past it recompute theirs in the backward (slower, bit-identical). 0: recompute all.
+    public var attentionMemoryMiB = 1024
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case preset, method, task, backbone, steps, lr, gamma, seed, output, cache, threads, milestones
@@ -52,6 +55,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case weightDecay = "weight_decay", syncBN = "sync_bn", checkpointEvery = "checkpoint_every", methodOptions = "method_options"
         case patchesPerImage = "patches_per_image", valData = "val_data", valEvery = "val_every"
         case tasks, trainDirs = "train_dirs", gradDtype = "grad_dtype", bucketMB = "bucket_mb"
+        case attentionMemoryMiB = "attention_memory_mib"
     }
 
     public init() {}
@@ -159,6 +163,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         tasks = try c.decodeIfPresent([String].self, forKey: .tasks) ?? d.tasks
         trainDirs = try c.decodeIfPresent([String].self, forKey: .trainDirs) ?? d.trainDirs
         bucketMB = try c.decodeIfPresent(Double.self, forKey: .bucketMB) ?? d.bucketMB
+        attentionMemoryMiB = try c.decodeIfPresent(Int.self, forKey: .attentionMemoryMiB) ?? d.attentionMemoryMiB
         if let text = try c.decodeIfPresent(String.self, forKey: .gradDtype) {
             guard let w = GradientWireType(rawValue: text) else {
                 throw DecodingError.dataCorruptedError(forKey: .gradDtype, in: c, debugDescription:
@@ -193,6 +198,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         guard patchesPerImage >= 1 else { throw bad("patches_per_image", "must be >= 1, got \(patchesPerImage)") }
         guard !output.isEmpty else { throw bad("output", "must name a folder") }
         guard bucketMB.isFinite, bucketMB >= 0, bucketMB <= 4096 else { throw bad("bucket_mb", "must be in [0, 4096] MiB (0: no buckets), got \(bucketMB)") }
+        guard attentionMemoryMiB >= 0, attentionMemoryMiB <= 1 << 20 else {
+            throw bad("attention_memory_mib", "must be in [0, 1048576] MiB (0: recompute every attention's probabilities in the backward), got \(attentionMemoryMiB)")
+        }
         guard valEvery >= 0 else { throw bad("val_every", "must be >= 0, got \(valEvery)") }
         guard valEvery == 0 || !valData.isEmpty else { throw bad("val_every", "needs val_data (a packed validation file)") }
         for t in tasks where RestorationTask(rawValue: t) == nil || Degradation.forTask(t) == nil {
