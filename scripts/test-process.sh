@@ -571,6 +571,12 @@ scenario_bench_step() {
         && grep -qxE "Katmai|Coppermine|Northwood|Prescott|Banias|Core2|Penryn|Dunnington|Nehalem|Atom|Sandybridge|Athlon|Opteron|Opteron_SSE3|Barcelona|Bobcat|Bulldozer|Piledriver|Steamroller|Nano" <<<"$core"; then
         fail $name "OpenBLAS runs its $core kernels on a CPU with AVX2"; return
     fi
+    # On a Zen 4 (AMD family 25 with AVX-512, executed as two 256-bit halves) OpenBLAS 0.3.21's Haswell kernels are
+    # the faster ones, and the binary restarts itself with them.
+    if [ -z "${OPENBLAS_CORETYPE+set}" ] && grep -q AuthenticAMD /proc/cpuinfo && grep -qw avx512f /proc/cpuinfo \
+        && [ "$(awk -F': ' '/^cpu family/ { print $2; exit }' /proc/cpuinfo)" = 25 ] && [ "$core" != Haswell ]; then
+        fail $name "OpenBLAS runs its $core kernels on a Zen 4 (AMD family 25 with AVX-512), not Haswell"; return
+    fi
     timeout --kill-after=10 $limit mpirun -n 2 $(mpi_flags 2) "$bin" bench step --preset small --batch 2 --warmup 0 --steps 1 --no-allreduce \
         --csv "$d/step.csv" >"$d/alone.log" 2>&1; rc=$?
     if [ "$rc" -ne 0 ] || ! grep -q "= 0 bytes" "$d/alone.log"; then fail $name "--no-allreduce: exit $rc, $(grep "reduced per step" "$d/alone.log")"; return; fi

@@ -2,6 +2,7 @@
 #include <malloc.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
+#include <cpuid.h>
 #endif
 // Process-level tuning that Swift's Glibc module cannot reach.
 
@@ -39,4 +40,19 @@ static inline int swrt_x86_vector_level(void) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
 #endif
     return 0;
+}
+
+// The CPU family (base + extended, as /proc/cpuinfo's "cpu family") when the vendor is AMD, else 0: 25 is Zen 3
+// and Zen 4, whose AVX-512 (Zen 4) runs on 256-bit units.
+static inline int swrt_x86_amd_family(void) {
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
+    if (b != 0x68747541 || d != 0x69746e65 || c != 0x444d4163) return 0;   // "Auth" "enti" "cAMD"
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    unsigned family = (a >> 8) & 0xf;
+    return (int)(family == 0xf ? family + ((a >> 20) & 0xff) : family);
+#else
+    return 0;
+#endif
 }

@@ -15,14 +15,15 @@ struct AdaptIRDist: ParsableCommand {
     )
 
     /// OpenBLAS picks its kernels when the process loads it, before any Swift code runs; when it picked a family
-    /// older than the CPU (a CPU its tables do not know), the process starts itself again, before MPI_Init, with
-    /// OPENBLAS_CORETYPE naming the right one. A user's own OPENBLAS_CORETYPE is always kept.
+    /// older than the CPU (a CPU its tables do not know), or its AVX-512 kernels on a Zen 4 (slower there than its
+    /// Haswell ones), the process starts itself again, before MPI_Init, with OPENBLAS_CORETYPE naming the right one
+    /// (`BLAS.coreTypeOverride`). A user's own OPENBLAS_CORETYPE is always kept.
     static func main() {
-        if let core = BLAS.coreTypeOverride {
+        if let (core, fallback) = BLAS.coreTypeOverride {
             let was = BLAS.coreName
             setenv("OPENBLAS_CORETYPE", core, 1)
             let env = ProcessInfo.processInfo.environment
-            if (env["OMPI_COMM_WORLD_RANK"] ?? env["PMI_RANK"] ?? "0") == "0" {
+            if fallback && (env["OMPI_COMM_WORLD_RANK"] ?? env["PMI_RANK"] ?? "0") == "0" {
                 FileHandle.standardError.write(Data(("adaptir-dist: OpenBLAS chose its \(was) kernels, older than this CPU's "
                     + "vector units; running with OPENBLAS_CORETYPE=\(core) (set OPENBLAS_CORETYPE to choose)\n").utf8))
             }

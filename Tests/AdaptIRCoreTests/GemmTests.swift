@@ -3,17 +3,29 @@ import AdaptIRCore
 
 final class GemmTests: XCTestCase {
     /// OpenBLAS's Prescott fallback on an unknown AVX-512 CPU is replaced by SkylakeX, on an AVX2 one by Haswell;
-    /// a fitting choice, a CPU without AVX2 and a user's own OPENBLAS_CORETYPE are left alone.
-    func testCoreTypeOverrideOnlyReplacesAFallbackTheCPUOutgrows() {
-        XCTAssertEqual(BLAS.coreTypeOverride(current: "Prescott", vectorLevel: 2, userSetting: nil), "SkylakeX")
-        XCTAssertEqual(BLAS.coreTypeOverride(current: "Prescott", vectorLevel: 1, userSetting: nil), "Haswell")
-        XCTAssertEqual(BLAS.coreTypeOverride(current: "Sandybridge", vectorLevel: 1, userSetting: nil), "Haswell")
-        XCTAssertNil(BLAS.coreTypeOverride(current: "Prescott", vectorLevel: 0, userSetting: nil))
-        XCTAssertNil(BLAS.coreTypeOverride(current: "Prescott", vectorLevel: 2, userSetting: "Prescott"))
-        XCTAssertNil(BLAS.coreTypeOverride(current: "Prescott", vectorLevel: 2, userSetting: ""))
-        for fitting in ["Haswell", "SkylakeX", "Cooperlake", "Zen", "SapphireRapids"] {
-            XCTAssertNil(BLAS.coreTypeOverride(current: fitting, vectorLevel: 2, userSetting: nil), fitting)
+    /// its AVX-512 kernels on an AMD family 25 CPU (Zen 4) by Haswell; a fitting choice (Intel AVX-512, Zen 3's
+    /// Haswell, a later AMD family), a CPU without AVX2 and a user's own OPENBLAS_CORETYPE are left alone.
+    func testCoreTypeOverrideOnlyReplacesAFallbackTheCPUOutgrowsOrAVX512OnZen4() {
+        func pick(_ current: String, _ level: Int, amd: Int = 0, user: String? = nil) -> String? {
+            BLAS.coreTypeOverride(current: current, vectorLevel: level, amdFamily: amd, userSetting: user).map { "\($0.core) \($0.fallback)" }
         }
+        XCTAssertEqual(pick("Prescott", 2), "SkylakeX true")
+        XCTAssertEqual(pick("Prescott", 1), "Haswell true")
+        XCTAssertEqual(pick("Sandybridge", 1), "Haswell true")
+        XCTAssertEqual(pick("Prescott", 2, amd: 25), "SkylakeX true")
+        XCTAssertNil(pick("Prescott", 0))
+        XCTAssertNil(pick("Prescott", 2, user: "Prescott"))
+        XCTAssertNil(pick("Prescott", 2, user: ""))
+        for fitting in ["Haswell", "SkylakeX", "Cooperlake", "Zen", "SapphireRapids"] {
+            XCTAssertNil(pick(fitting, 2), fitting)
+            XCTAssertNil(pick(fitting, 2, amd: 26), "\(fitting) on AMD family 26")
+        }
+        for avx512 in ["SkylakeX", "Cooperlake", "SapphireRapids"] {
+            XCTAssertEqual(pick(avx512, 2, amd: 25), "Haswell false", avx512)
+            XCTAssertNil(pick(avx512, 2, amd: 25, user: avx512), "\(avx512) set by the user")
+        }
+        XCTAssertNil(pick("Haswell", 1, amd: 25), "Zen 3: Haswell fits")
+        XCTAssertNil(pick("Zen", 1, amd: 25))
     }
 
     /// C = alpha op(A) op(B) + beta C against a naive triple loop, for every transpose combination, with leading

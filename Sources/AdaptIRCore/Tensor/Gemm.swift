@@ -93,21 +93,35 @@ public enum BLAS {
         "Steamroller", "Nano",
     ]
 
-    /// The `OPENBLAS_CORETYPE` that matches the CPU when OpenBLAS chose a family older than its vector units
-    /// (`vectorLevel`: 2 AVX-512, 1 AVX2 + FMA, as `swrt_x86_vector_level`); nil when its choice fits, when the
-    /// CPU has neither, or when the user set `OPENBLAS_CORETYPE` (`userSetting`) themselves.
-    public static func coreTypeOverride(current: String, vectorLevel: Int, userSetting: String?) -> String? {
-        guard userSetting == nil, preAVX2Cores.contains(current) else { return nil }
-        switch vectorLevel {
-        case 2...: return "SkylakeX"
-        case 1: return "Haswell"
-        default: return nil
+    /// OpenBLAS kernel families built on AVX-512.
+    static let avx512Cores: Set<String> = ["SkylakeX", "Cooperlake", "SapphireRapids"]
+
+    /// The `OPENBLAS_CORETYPE` this process should run with instead of OpenBLAS's own choice (`current`), or nil:
+    /// - OpenBLAS chose a family older than the CPU's vector units (`vectorLevel`: 2 AVX-512, 1 AVX2 + FMA, as
+    ///   `swrt_x86_vector_level`; a CPU its tables do not know): SkylakeX or Haswell, whichever the CPU has
+    ///   (`fallback` true);
+    /// - an AMD CPU of family 25 (`amdFamily`, as `swrt_x86_amd_family`: Zen 4 there, whose AVX-512 runs as two
+    ///   256-bit halves) with an AVX-512 family chosen: Haswell, whose sgemm OpenBLAS 0.3.21 runs faster there
+    ///   (docs/performance.md, run 13: 2.5-3.5 % per ipt step, 1.3-3.7 % per small step, 4-6 % per isolated GEMM).
+    /// nil when OpenBLAS's choice fits, when the CPU has neither, or when the user set `OPENBLAS_CORETYPE`
+    /// (`userSetting`) themselves.
+    public static func coreTypeOverride(current: String, vectorLevel: Int, amdFamily: Int = 0,
+                                        userSetting: String?) -> (core: String, fallback: Bool)? {
+        guard userSetting == nil else { return nil }
+        if preAVX2Cores.contains(current) {
+            switch vectorLevel {
+            case 2...: return ("SkylakeX", true)
+            case 1: return ("Haswell", true)
+            default: return nil
+            }
         }
+        if amdFamily == 25 && avx512Cores.contains(current) { return ("Haswell", false) }
+        return nil
     }
 
     /// `coreTypeOverride` for this process: OpenBLAS's choice, this CPU, this environment.
-    public static var coreTypeOverride: String? {
-        coreTypeOverride(current: coreName, vectorLevel: Int(swrt_x86_vector_level()),
+    public static var coreTypeOverride: (core: String, fallback: Bool)? {
+        coreTypeOverride(current: coreName, vectorLevel: Int(swrt_x86_vector_level()), amdFamily: Int(swrt_x86_amd_family()),
                          userSetting: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"])
     }
 
