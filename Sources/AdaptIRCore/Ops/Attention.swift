@@ -105,9 +105,10 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: In
 ///
 /// A recording `scaledDotProductAttention` reserves its probabilities' bytes; the reservation is released when its
 /// graph goes (after its backward, or when the graph is dropped), so what is kept at any time never exceeds the
-/// budget. With the default 1 GiB, preset small keeps every call's probabilities, ipt at batch 8 too (36 x 24 MiB),
-/// and ipt at batch 16 the first 21 of its 36 attentions (48 MiB each) while the other 15 recompute theirs: each kept
-/// one saves a GEMM and a softmax in the backward (about 27 ms at ipt, batch 16) for 48 MiB of peak memory.
+/// budget. With the default 1 GiB, preset small keeps every call's probabilities, ipt at batch 8 too (35 x 24 MiB:
+/// the first layer's attention has no backward), and ipt at batch 16 the first 21 of its 35 (48 MiB each) while the
+/// other 14 recompute theirs: each kept one saves a GEMM and a softmax in the backward (about 27 ms at ipt, batch 16)
+/// for 48 MiB of peak memory.
 /// `train`'s `attention_memory_mib` and `bench step --attention-memory-mib` set it; 0 recomputes every P_h.
 public enum AttentionMemory {
     /// The budget in bytes (default 1 GiB).

@@ -102,7 +102,7 @@ public enum BLAS {
     ///   (`fallback` true);
     /// - an AMD CPU of family 25 (`amdFamily`, as `swrt_x86_amd_family`: Zen 4 there, whose AVX-512 runs as two
     ///   256-bit halves) with an AVX-512 family chosen: Haswell, whose sgemm OpenBLAS 0.3.21 runs faster there
-    ///   (docs/performance.md, run 13: 2.5-3.5 % per ipt step, 1.3-3.7 % per small step, 4-6 % per isolated GEMM).
+    ///   (docs/performance.md, the A/B before run 14: 2.5-3.5 % per ipt step, 1.3-3.7 % per small step, 4-6 % per isolated GEMM).
     /// nil when OpenBLAS's choice fits, when the CPU has neither, or when the user set `OPENBLAS_CORETYPE`
     /// (`userSetting`) themselves.
     public static func coreTypeOverride(current: String, vectorLevel: Int, amdFamily: Int = 0,
