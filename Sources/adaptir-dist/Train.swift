@@ -407,7 +407,8 @@ struct TrainingJob {
     }
 
     /// Config fields a resumed run may change: where files go, how often checkpoints are written, threads, the test
-    /// set, and the number of steps (a longer or shorter run; its milestones move with it, logged). Any other
+    /// set, the validation file and interval, the gradient's wire type and buckets, the attention memory budget, and
+    /// the number of steps (a longer or shorter run; its milestones move with it, logged). Any other
     /// difference would silently make the resumed run a different run, so it is refused, naming the fields.
     static let resumableFields: Set<String> = ["output", "cache", "checkpoint_every", "threads", "test_data", "steps", "val_data", "val_every", "grad_dtype", "bucket_mb", "attention_memory_mib"]
 
