@@ -44,8 +44,9 @@ struct BenchStep: ParsableCommand {
         guard warmup >= 0 else { throw ValidationError("--warmup must be >= 0, got \(warmup)") }
         guard steps >= 1 else { throw ValidationError("--steps must be >= 1, got \(steps)") }
         guard bucketMB >= 0, bucketMB.isFinite else { throw ValidationError("--bucket-mb must be >= 0, got \(bucketMB)") }
-        guard attentionMemoryMiB >= 0, attentionMemoryMiB <= 1 << 20 else {
-            throw ValidationError("--attention-memory-mib must be in [0, 1048576], got \(attentionMemoryMiB)")
+        let memoryRange = TrainConfig.attentionMemoryMiBRange
+        guard memoryRange.contains(attentionMemoryMiB) else {
+            throw ValidationError("--attention-memory-mib must be in [\(memoryRange.lowerBound), \(memoryRange.upperBound)], got \(attentionMemoryMiB)")
         }
     }
 

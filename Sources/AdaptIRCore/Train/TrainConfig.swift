@@ -48,6 +48,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// MiB of attention probabilities the rank keeps from the forward for the backward (`AttentionMemory`); the
     /// attentions past it recompute theirs in the backward (slower, bit-identical). 0: recompute all.
     public var attentionMemoryMiB = 1024
+    /// The values `attentionMemoryMiB` may take (`train` and `bench step` check the same bounds).
+    public static let attentionMemoryMiBRange = 0...(1 << 20)
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case preset, method, task, backbone, steps, lr, gamma, seed, output, cache, threads, milestones
@@ -198,8 +200,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         guard patchesPerImage >= 1 else { throw bad("patches_per_image", "must be >= 1, got \(patchesPerImage)") }
         guard !output.isEmpty else { throw bad("output", "must name a folder") }
         guard bucketMB.isFinite, bucketMB >= 0, bucketMB <= 4096 else { throw bad("bucket_mb", "must be in [0, 4096] MiB (0: no buckets), got \(bucketMB)") }
-        guard attentionMemoryMiB >= 0, attentionMemoryMiB <= 1 << 20 else {
-            throw bad("attention_memory_mib", "must be in [0, 1048576] MiB (0: recompute every attention's probabilities in the backward), got \(attentionMemoryMiB)")
+        let memoryRange = Self.attentionMemoryMiBRange
+        guard memoryRange.contains(attentionMemoryMiB) else {
+            throw bad("attention_memory_mib", "must be in [\(memoryRange.lowerBound), \(memoryRange.upperBound)] MiB (0: recompute every attention's probabilities in the backward), got \(attentionMemoryMiB)")
         }
         guard valEvery >= 0 else { throw bad("val_every", "must be >= 0, got \(valEvery)") }
         guard valEvery == 0 || !valData.isEmpty else { throw bad("val_every", "needs val_data (a packed validation file)") }
