@@ -27,6 +27,9 @@
 #                          run stopped with SIGINT while its nodes are up: non-zero, no namespace/bridge/rank left
 #   slurm-sbatch           cluster/slurm/train.sbatch: bash -n, and the srun/mpirun lines it builds are the README's
 #   bench-step             bench step under mpirun -n 2: breakdown, bytes reduced, CSV; --no-allreduce reduces nothing
+#   perf-table             scripts/perf/compare.sh --from run 14's committed rows: both tables, with the values
+#                          docs/performance.md quotes (0.75x, 94% of sgemm, full / adapter >= 1.40x at the small
+#                          target's step); a folder without the rows: exit 2 and one line naming the file
 #   data-not-found         a copy of the binary outside any prefix or checkout, $ADAPTIR_DATA an empty folder, run
 #                          from /tmp: exits non-zero with one line naming samples/train and every place looked in
 #
@@ -586,6 +589,24 @@ scenario_bench_step() {
     pass $name "breakdown, 30,384 bytes per step at 2 ranks, 0 with --no-allreduce, 2 CSV rows, OpenBLAS $core"
 }
 
+scenario_perf_table() {
+    local rc want
+    mkdir -p "$d"
+    scripts/perf/compare.sh --from docs/performance/zen4-run14 --out "$d" >"$d/table.log" 2>&1; rc=$?
+    if [ "$rc" -ne 0 ]; then fail $name "exit $rc: $(tail -1 "$d/table.log")"; return; fi
+    for want in "| ipt, adapter step, batch 16, 1 thread | 23.5 s (96.1 GFLOP/s, 88% of sgemm) | 31.3 s | 0.75x |" \
+                "| 94% of sgemm (now 88%) |" "| 75% of sgemm (now 63%) |" \
+                "full / adapter >= 1.33x at this adapter step (619 ms), >= 1.40x at the adapter step the small target asks for (<= 0.45x PyTorch: 517 ms); 1.3x needs an adapter step of at least 686 ms"; do
+        grep -qF -- "$want" "$d/performance.md" || { fail $name "no '$want' in performance.md"; return; }
+    done
+    mkdir -p "$d/empty"
+    scripts/perf/compare.sh --from "$d/empty" --out "$d/empty-out" >"$d/empty.log" 2>&1; rc=$?
+    if [ "$rc" -ne 2 ] || [ "$(wc -l <"$d/empty.log")" -ne 1 ] || ! grep -qF "$d/empty/adaptir-dist.csv: no such file" "$d/empty.log"; then
+        fail $name "a folder without rows: exit $rc, '$(cat "$d/empty.log")'"; return
+    fi
+    pass $name "run 14's tables from its rows; a folder without rows refused naming the file"
+}
+
 # --threads 2 (the rank's pool: split GEMMs, attention, convolutions, pointwise ops) trains like --threads 1: the same
 # losses to float rounding (a split GEMM may differ in the last bits), at preset small, where the splits happen.
 scenario_threads() {
@@ -608,7 +629,7 @@ scenario_threads() {
 
 all=(config-mismatch config-mismatch-seed backbone-mismatch rank-killed watchdog-stalled-rank watchdog-stalled-rank0
      sigterm-ranks sigint-one-rank sigterm-mpirun kill-during-checkpoint resume-config-mismatch
-     installed-from-anywhere data-not-found compare scaling-run slurm-sbatch bench-step threads)
+     installed-from-anywhere data-not-found compare scaling-run slurm-sbatch bench-step perf-table threads)
 only=${PROCESS_ONLY:-${all[*]}}
 for name in ${only//,/ }; do
     d="$work/$name"; out="$d/out"
