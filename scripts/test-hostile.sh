@@ -279,12 +279,22 @@ case_yaml_keys() {
                "steps: 5\\nlr: 0.1\\nsteps: 6|key 'steps' (line 3) appears twice (first on line 1)" \
                "steps: abc|field 'steps': expected a whole number, got 'abc'" \
                "sync_bn: maybe|field 'sync_bn': expected true or false, got 'maybe'" \
-               "- steps|the top level must be a mapping"; do
+               "- steps|the top level must be a mapping" \
+               "attention_memory_mib: -5|c.yaml: config field 'attention_memory_mib': must be in [0, 1048576] MiB" \
+               "lr: 0|c.yaml: config field 'lr': must be a positive number, got 0.0"; do
         IFS='|' read -r yaml text <<<"$row"
         printf '%b\n' "$yaml" >"$d/c.yaml"
         run yaml-keys train --config "$d/c.yaml" --output run
         expect_refusal "yaml-keys $yaml" "c.yaml" "$text" "$d/run/checkpoint.h5"
     done
+    # A bad value from an option, beside a valid file, is the option's: the error does not blame the file.
+    printf 'steps: 5\n' >"$d/c.yaml"
+    run yaml-keys train --config "$d/c.yaml" --lr 0 --output run
+    if [ "$rc" -ne 1 ] && [ "$rc" -ne 64 ]; then fail "yaml-keys --lr 0" "rc $rc, expected 1 (or 64)"
+    elif ! has "$log" "config field 'lr': must be a positive number"; then fail "yaml-keys --lr 0" "no 'config field 'lr'' in the error"
+    elif has "$log" "c.yaml"; then fail "yaml-keys --lr 0" "the error names c.yaml, which is valid: $(head -1 "$log")"
+    else pass "yaml-keys --lr 0" "rc $rc: $(grep -F "lr" "$log" | head -n 1 | cut -c1-160)"
+    fi
 }
 
 # Item 9: one-line messages for bad options and paths.

@@ -71,6 +71,7 @@ struct Train: ParsableCommand {
 
     func resolvedConfig() throws -> TrainConfig {
         var c = isEmbeddedDefault ? TrainConfig.embeddedDefault(method: method ?? TrainConfig().method) : TrainConfig()
+        var fromFile: TrainConfig?
         if let config {
             guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
                 throw ValidationError("\(config): cannot read the config file")
@@ -78,6 +79,7 @@ struct Train: ParsableCommand {
             do { c = try decodeConfigYAML(text) } catch {
                 throw ValidationError("\(config): \(error)")
             }
+            fromFile = c
         }
         if let preset { c.preset = preset }
         if let method, method != c.method { c.method = method; c.methodOptions = [:] }
@@ -103,7 +105,14 @@ struct Train: ParsableCommand {
         if let bucketMB { c.bucketMB = bucketMB }
         if let attentionMemoryMiB { c.attentionMemoryMiB = attentionMemoryMiB }
         if c.valEvery == 0 && !c.valData.isEmpty { c.valEvery = max(1, c.steps / 20) }
-        do { try c.validate() } catch { throw ValidationError("\(error)") }
+        do { try c.validate() } catch {
+            // The file's fault when the file alone gives the same error: the message then names the file too (a bad
+            // value from a command-line option does not).
+            var fileError: String?
+            if let fromFile { do { try fromFile.validate() } catch { fileError = "\(error)" } }
+            if let config, fileError == "\(error)" { throw ValidationError("\(config): \(error)") }
+            throw ValidationError("\(error)")
+        }
         return c
     }
 
