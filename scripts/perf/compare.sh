@@ -36,7 +36,15 @@ if [ -n "$from" ]; then
     for c in small-adapter-1t small-adapter-2t small-full-1t small-adapter-2r small-full-2r; do
         cut -d, -f1 "$from/adaptir-dist.csv" | grep -qx "$c" || { echo "perf/compare: $from/adaptir-dist.csv: no row '$c'" >&2; exit 2; }
     done
-    for c in small-adapter-1t small-adapter-2t small-full-1t; do
+    torch_rows="small-adapter-1t small-adapter-2t small-full-1t"
+    # A run with the ipt rows (not --quick) has all three on both sides.
+    if cut -d, -f1 "$from/adaptir-dist.csv" | grep -qx ipt-adapter-1t; then
+        for c in ipt-adapter-b8 ipt-adapter-2t; do
+            cut -d, -f1 "$from/adaptir-dist.csv" | grep -qx "$c" || { echo "perf/compare: $from/adaptir-dist.csv: no row '$c'" >&2; exit 2; }
+        done
+        torch_rows="$torch_rows ipt-adapter-1t ipt-adapter-b8 ipt-adapter-2t"
+    fi
+    for c in $torch_rows; do
         cut -d, -f1 "$from/torch.csv" | grep -qx "$c" || { echo "perf/compare: $from/torch.csv: no row '$c'" >&2; exit 2; }
     done
     mkdir -p "$out"; ours="$from/adaptir-dist.csv"; theirs="$from/torch.csv"; start=$(date +%s); torchv="-"
