@@ -33,20 +33,18 @@ if [ -n "$from" ]; then
             head -1 "$from/$f" | tr ',' '\n' | grep -qx "$col" || { echo "perf/compare: $from/$f: no column '$col'" >&2; exit 2; }
         done
     done
-    for c in small-adapter-1t small-adapter-2t small-full-1t small-adapter-2r small-full-2r; do
-        cut -d, -f1 "$from/adaptir-dist.csv" | grep -qx "$c" || { echo "perf/compare: $from/adaptir-dist.csv: no row '$c'" >&2; exit 2; }
-    done
-    torch_rows="small-adapter-1t small-adapter-2t small-full-1t"
+    has_row() { cut -d, -f1 "$from/$1" | grep -qx "$2"; }
+    need_rows() {   # FILE ROW...
+        local f=$1 c; shift
+        for c in "$@"; do has_row "$f" "$c" || { echo "perf/compare: $from/$f: no row '$c'" >&2; exit 2; }; done
+    }
+    need_rows adaptir-dist.csv small-adapter-1t small-adapter-2t small-full-1t small-adapter-2r small-full-2r
+    need_rows torch.csv small-adapter-1t small-adapter-2t small-full-1t
     # A run with the ipt rows (not --quick) has all three on both sides.
-    if cut -d, -f1 "$from/adaptir-dist.csv" | grep -qx ipt-adapter-1t; then
-        for c in ipt-adapter-b8 ipt-adapter-2t; do
-            cut -d, -f1 "$from/adaptir-dist.csv" | grep -qx "$c" || { echo "perf/compare: $from/adaptir-dist.csv: no row '$c'" >&2; exit 2; }
-        done
-        torch_rows="$torch_rows ipt-adapter-1t ipt-adapter-b8 ipt-adapter-2t"
+    if has_row adaptir-dist.csv ipt-adapter-1t; then
+        need_rows adaptir-dist.csv ipt-adapter-b8 ipt-adapter-2t
+        need_rows torch.csv ipt-adapter-1t ipt-adapter-b8 ipt-adapter-2t
     fi
-    for c in $torch_rows; do
-        cut -d, -f1 "$from/torch.csv" | grep -qx "$c" || { echo "perf/compare: $from/torch.csv: no row '$c'" >&2; exit 2; }
-    done
     mkdir -p "$out"; ours="$from/adaptir-dist.csv"; theirs="$from/torch.csv"; start=$(date +%s); torchv="-"
 else  # measure: both sides, one after the other
 BIN=${BIN:-.build/release/adaptir-dist}
